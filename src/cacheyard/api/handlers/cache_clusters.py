@@ -1,0 +1,286 @@
+"""Create/Describe/Modify/Reboot/DeleteCacheCluster.
+
+Each call validates through the domain, writes the new spec and status in one
+transaction, enqueues the cluster for the reconciler and answers at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from cacheyard.api.handlers.cluster_view import cluster_view
+from cacheyard.api.handlers.context import Context
+from cacheyard.api.handlers.paging import page
+from cacheyard.api.handlers.resources import tags_param
+from cacheyard.controller import keys
+from cacheyard.domain import faults, identifiers, statuses
+from cacheyard.domain.cache_clusters import (
+    CacheClusterSpec,
+    CreateRequest,
+    Placement,
+    plan_create,
+    plan_reboot,
+    plan_resize,
+)
+from cacheyard.domain.codec import dump, load
+from cacheyard.domain.network import DEFAULT_SUBNET_GROUP
+from cacheyard.domain.node_types import node_type
+from cacheyard.domain.subnet_groups import SubnetGroupSpec, subnets_of
+from cacheyard.store import Record, Transaction
+
+Params = dict[str, Any]
+
+# Parameters whose features arrive with later work; refused clearly, never ignored.
+_NOT_YET = {
+    "SnapshotArns": "Restoring from a snapshot",
+    "SnapshotName": "Restoring from a snapshot",
+    "AuthToken": "AUTH tokens",
+    "TransitEncryptionEnabled": "Encryption in transit",
+    "LogDeliveryConfigurations": "Log delivery",
+    "PreferredOutpostArn": "Outposts",
+    "PreferredOutpostArns": "Outposts",
+    "OutpostMode": "Outposts",
+    "ScaleConfig": "Scaling",
+    "AuthTokenUpdateStrategy": "AUTH tokens",
+}
+
+
+def _refuse_not_yet(params: Params) -> None:
+    for name, feature in _NOT_YET.items():
+        value = params.get(name)
+        if value not in (None, False, [], ""):
+            raise faults.InvalidParameterValueException(
+                f"{feature} ({name}) is not supported by this Cacheyard version."
+            )
+    if params.get("NetworkType", "ipv4") != "ipv4" or params.get("IpDiscovery", "ipv4") != "ipv4":
+        raise faults.InvalidParameterValueException("Only the ipv4 network type is supported.")
+
+
+async def _get(tx: Transaction, cluster_id: str) -> Record:
+    record = await tx.get(keys.CACHE_CLUSTER, cluster_id.lower())
+    if record is None:
+        raise faults.CacheClusterNotFoundFault(f"CacheCluster {cluster_id} not found.")
+    return record
+
+
+def _require_available(record: Record) -> None:
+    if record.status != statuses.AVAILABLE:
+        raise faults.InvalidCacheClusterStateFault(
+            f"Cache cluster {record.id} is not in available state (it is {record.status})."
+        )
+
+
+async def _placement(ctx: Context, tx: Transaction, group: str) -> Placement:
+    group_record = await tx.get(keys.CACHE_SUBNET_GROUP, group)
+    if group_record is None:
+        raise faults.CacheSubnetGroupNotFoundFault(f"CacheSubnetGroup {group} not found.")
+    used: set[str] = set()
+    for cluster in await tx.all(keys.CACHE_CLUSTER):
+        used.update(n["address"] for n in cluster.spec["nodes"])
+        if cluster.spec.get("configuration_address"):
+            used.add(cluster.spec["configuration_address"])
+    subnets = subnets_of(load(SubnetGroupSpec, group_record.spec), ctx.network)
+    return Placement(subnets, used)
+
+
+def _metadata(spec: CacheClusterSpec, params: Params) -> CacheClusterSpec:
+    """The settings that are only recorded: windows, topics, security groups."""
+    changes: dict[str, Any] = {}
+    if params.get("PreferredMaintenanceWindow") is not None:
+        changes["maintenance_window"] = params["PreferredMaintenanceWindow"].lower()
+    if params.get("AutoMinorVersionUpgrade") is not None:
+        changes["auto_minor_version_upgrade"] = params["AutoMinorVersionUpgrade"]
+    if params.get("SecurityGroupIds") is not None:
+        changes["security_group_ids"] = tuple(params["SecurityGroupIds"])
+    if params.get("NotificationTopicArn") is not None:
+        changes["notification_topic_arn"] = params["NotificationTopicArn"]
+    if params.get("NotificationTopicStatus") is not None:
+        changes["notification_topic_status"] = params["NotificationTopicStatus"]
+    for param, attr in (
+        ("SnapshotRetentionLimit", "snapshot_retention_limit"),
+        ("SnapshotWindow", "snapshot_window"),
+    ):
+        if params.get(param) is None:
+            continue
+        if spec.engine != "redis":
+            raise faults.InvalidParameterCombinationException(
+                f"{param} is only valid for the redis engine."
+            )
+        if param == "SnapshotRetentionLimit" and not 0 <= params[param] <= 35:
+            raise faults.InvalidParameterValueException(
+                "SnapshotRetentionLimit must be between 0 and 35."
+            )
+        changes[attr] = params[param]
+    return replace(spec, **changes)
+
+
+def _check_parameter_group(params: Params, expected: str) -> None:
+    name = params.get("CacheParameterGroupName")
+    if name is not None and name != expected:
+        raise faults.CacheParameterGroupNotFoundFault(f"CacheParameterGroup {name} not found.")
+
+
+async def create(ctx: Context, params: Params) -> Params:
+    cluster_id = identifiers.cache_cluster_id(params["CacheClusterId"])
+    if params.get("ReplicationGroupId"):
+        raise faults.ReplicationGroupNotFoundFault(
+            f"ReplicationGroup {params['ReplicationGroupId']} not found."
+        )
+    _refuse_not_yet(params)
+    if not params.get("Engine"):
+        raise faults.InvalidParameterValueException("The parameter Engine must be provided.")
+    if not params.get("CacheNodeType"):
+        raise faults.InvalidParameterValueException(
+            "The parameter CacheNodeType must be provided and must not be blank."
+        )
+    if params.get("CacheSecurityGroupNames"):
+        raise faults.InvalidParameterCombinationException(
+            "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
+        )
+    engine = ctx.catalog.resolve(params["Engine"].lower(), params.get("EngineVersion"))
+    _check_parameter_group(params, engine.default_parameter_group)
+    request = CreateRequest(
+        cluster_id=cluster_id,
+        engine=engine,
+        node_type=node_type(params["CacheNodeType"]),
+        num_nodes=params.get("NumCacheNodes"),
+        az_mode=params.get("AZMode"),
+        preferred_zone=params.get("PreferredAvailabilityZone"),
+        preferred_zones=params.get("PreferredAvailabilityZones") or [],
+        port=params.get("Port"),
+        subnet_group=(params.get("CacheSubnetGroupName") or DEFAULT_SUBNET_GROUP).lower(),
+        parameter_group=params.get("CacheParameterGroupName"),
+    )
+    tags = tags_param(params)
+    now = ctx.clock.now()
+    async with ctx.store.transaction() as tx:
+        if await tx.get(keys.CACHE_CLUSTER, cluster_id) is not None:
+            raise faults.CacheClusterAlreadyExistsFault(
+                f"Cache cluster {cluster_id} already exists."
+            )
+        placement = await _placement(ctx, tx, request.subnet_group)
+        spec = _metadata(plan_create(request, placement, now), params)
+        record = Record(
+            kind=keys.CACHE_CLUSTER,
+            id=cluster_id,
+            arn=ctx.arn("cluster", cluster_id),
+            spec=dump(spec),
+            status=statuses.CREATING,
+            observed={},
+            generation=1,
+            observed_generation=0,
+            created_at=now,
+        )
+        await tx.insert(record)
+        await tx.set_tags(record.arn, tags)
+    ctx.controller.enqueue(keys.CACHE_CLUSTER, cluster_id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}
+
+
+async def describe(ctx: Context, params: Params) -> Params:
+    async with ctx.store.transaction() as tx:
+        if params.get("CacheClusterId") is not None:
+            records = [await _get(tx, params["CacheClusterId"])]
+        else:
+            records = await tx.all(keys.CACHE_CLUSTER)
+    show = bool(params.get("ShowCacheNodeInfo"))
+    views = [cluster_view(r, show_nodes=show) for r in records]
+    return page(views, [r.id for r in records], "CacheClusters", params)
+
+
+async def modify(ctx: Context, params: Params) -> Params:
+    _refuse_not_yet(params)
+    async with ctx.store.transaction() as tx:
+        record = await _get(tx, params["CacheClusterId"])
+        _require_available(record)
+        spec = load(CacheClusterSpec, record.spec)
+        _check_unchangeable(ctx, spec, params)
+        resized = await _resize(ctx, tx, spec, params)
+        status = statuses.MODIFYING if resized.nodes != spec.nodes else record.status
+        spec = _metadata(resized, params)
+        record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), status)
+    ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}
+
+
+def _check_unchangeable(ctx: Context, spec: CacheClusterSpec, params: Params) -> None:
+    if params.get("Engine") is not None and params["Engine"].lower() != spec.engine:
+        raise faults.InvalidParameterCombinationException("The engine cannot be changed.")
+    version = params.get("EngineVersion")
+    if version is not None and ctx.catalog.resolve(spec.engine, version).version != (
+        spec.engine_version
+    ):
+        raise faults.InvalidParameterValueException(
+            f"Cannot upgrade {spec.engine} {spec.engine_version} to {version}: only the "
+            "installed version is available."
+        )
+    node_type_name = params.get("CacheNodeType")
+    if node_type_name is not None and node_type_name != spec.node_type:
+        node_type(node_type_name)
+        raise faults.InvalidParameterCombinationException(
+            "Changing the node type of a cluster is not supported by this Cacheyard version."
+        )
+    _check_parameter_group(params, spec.parameter_group)
+    if params.get("CacheSecurityGroupNames"):
+        raise faults.InvalidParameterCombinationException(
+            "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
+        )
+
+
+async def _resize(
+    ctx: Context, tx: Transaction, spec: CacheClusterSpec, params: Params
+) -> CacheClusterSpec:
+    count = params.get("NumCacheNodes")
+    to_remove = params.get("CacheNodeIdsToRemove") or []
+    new_zones = params.get("NewAvailabilityZones") or []
+    if count is None:
+        if to_remove or new_zones:
+            raise faults.InvalidParameterCombinationException(
+                "CacheNodeIdsToRemove and NewAvailabilityZones need NumCacheNodes."
+            )
+        return spec
+    if params.get("AZMode") is not None and spec.engine != "memcached":
+        raise faults.InvalidParameterCombinationException(
+            "AZMode is only supported for Memcached clusters."
+        )
+    placement = await _placement(ctx, tx, spec.subnet_group)
+    return plan_resize(
+        spec, count, to_remove, new_zones, params.get("AZMode"), placement, ctx.clock.now()
+    )
+
+
+async def reboot(ctx: Context, params: Params) -> Params:
+    async with ctx.store.transaction() as tx:
+        record = await _get(tx, params["CacheClusterId"])
+        _require_available(record)
+        spec = plan_reboot(load(CacheClusterSpec, record.spec), params["CacheNodeIdsToReboot"])
+        record = await tx.update_spec(
+            keys.CACHE_CLUSTER, record.id, dump(spec), statuses.REBOOTING_CLUSTER
+        )
+    ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}
+
+
+async def delete(ctx: Context, params: Params) -> Params:
+    async with ctx.store.transaction() as tx:
+        record = await _get(tx, params["CacheClusterId"])
+        spec = load(CacheClusterSpec, record.spec)
+        if params.get("FinalSnapshotIdentifier"):
+            if spec.engine == "memcached":
+                raise faults.InvalidParameterCombinationException(
+                    "FinalSnapshotIdentifier is not supported for Memcached clusters."
+                )
+            raise faults.InvalidParameterValueException(
+                "Final snapshots (FinalSnapshotIdentifier) are not supported by this "
+                "Cacheyard version."
+            )
+        if record.status == statuses.DELETING:
+            raise faults.InvalidCacheClusterStateFault(
+                f"Cache cluster {record.id} is being deleted."
+            )
+        _require_available(record)
+        spec = replace(spec, deleting=True)
+        record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), statuses.DELETING)
+    ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}

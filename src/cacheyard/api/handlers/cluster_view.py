@@ -1,0 +1,91 @@
+"""A stored cache cluster as DescribeCacheClusters shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cacheyard.domain import statuses
+from cacheyard.domain.cache_clusters import CacheClusterSpec
+from cacheyard.domain.codec import load
+from cacheyard.store import Record
+
+
+def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
+    spec = load(CacheClusterSpec, record.spec)
+    observed: dict[str, dict[str, Any]] = record.observed.get("nodes", {})
+    pending = _pending(record, spec, observed)
+    view: dict[str, Any] = {
+        "CacheClusterId": spec.cluster_id,
+        "ClientDownloadLandingPage": "https://console.aws.amazon.com/elasticache/home#client-download:",
+        "CacheNodeType": spec.node_type,
+        "Engine": spec.engine,
+        "EngineVersion": spec.engine_version,
+        "CacheClusterStatus": record.status,
+        "NumCacheNodes": len(observed) if pending else len(spec.nodes),
+        "PreferredAvailabilityZone": spec.preferred_zone,
+        "CacheClusterCreateTime": spec.created_at,
+        "PreferredMaintenanceWindow": spec.maintenance_window,
+        "PendingModifiedValues": pending,
+        "CacheSecurityGroups": [],
+        "CacheParameterGroup": {
+            "CacheParameterGroupName": spec.parameter_group,
+            "ParameterApplyStatus": "in-sync",
+            "CacheNodeIdsToReboot": [],
+        },
+        "CacheSubnetGroupName": spec.subnet_group,
+        "AutoMinorVersionUpgrade": spec.auto_minor_version_upgrade,
+        "SecurityGroups": [
+            {"SecurityGroupId": sg, "Status": "active"} for sg in spec.security_group_ids
+        ],
+        "AuthTokenEnabled": False,
+        "TransitEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": False,
+        "ARN": record.arn,
+        "ReplicationGroupLogDeliveryEnabled": False,
+        "LogDeliveryConfigurations": [],
+        "NetworkType": spec.network_type,
+        "IpDiscovery": "ipv4",
+    }
+    if spec.notification_topic_arn:
+        view["NotificationConfiguration"] = {
+            "TopicArn": spec.notification_topic_arn,
+            "TopicStatus": spec.notification_topic_status or "active",
+        }
+    if spec.engine == "redis":
+        view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
+        view["SnapshotWindow"] = spec.snapshot_window or "05:00-06:00"
+    if spec.configuration_address is not None:
+        view["ConfigurationEndpoint"] = {"Address": spec.configuration_address, "Port": spec.port}
+    if record.status == statuses.CREATING and not observed:
+        return view
+    if show_nodes:
+        view["CacheNodes"] = [
+            {
+                "CacheNodeId": node.node_id,
+                "CacheNodeStatus": observed.get(node.node_id, {}).get(
+                    "status", statuses.NODE_CREATING
+                ),
+                "CacheNodeCreateTime": node.created_at,
+                "Endpoint": {"Address": node.address, "Port": spec.port},
+                "ParameterGroupStatus": "in-sync",
+                "CustomerAvailabilityZone": node.zone,
+            }
+            for node in spec.nodes
+        ]
+    return view
+
+
+def _pending(
+    record: Record, spec: CacheClusterSpec, observed: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    if record.status != statuses.MODIFYING:
+        return {}
+    present = set(observed)
+    wanted = set(spec.node_ids)
+    if present == wanted:
+        return {}
+    pending: dict[str, Any] = {"NumCacheNodes": len(wanted)}
+    removing = sorted(present - wanted)
+    if removing:
+        pending["CacheNodeIdsToRemove"] = removing
+    return pending

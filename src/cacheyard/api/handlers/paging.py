@@ -1,0 +1,52 @@
+"""Marker/MaxRecords paging as every Describe call does it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cacheyard.domain.faults import InvalidParameterValueException
+
+DEFAULT_MAX_RECORDS = 100
+MIN_MAX_RECORDS = 20
+
+
+def max_records(params: Mapping[str, Any]) -> int:
+    value = params.get("MaxRecords")
+    if value is None:
+        return DEFAULT_MAX_RECORDS
+    if not MIN_MAX_RECORDS <= value <= DEFAULT_MAX_RECORDS:
+        raise InvalidParameterValueException(
+            f"Invalid value {value} for MaxRecords. Must be between "
+            f"{MIN_MAX_RECORDS} and {DEFAULT_MAX_RECORDS}."
+        )
+    return int(value)
+
+
+def encode_marker(position: str) -> str:
+    return base64.urlsafe_b64encode(position.encode()).decode()
+
+
+def decode_marker(params: Mapping[str, Any]) -> str | None:
+    marker = params.get("Marker")
+    if marker is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(marker.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidParameterValueException(f"Invalid marker: {marker}") from None
+
+
+def page(
+    items: Sequence[Any], ids: Sequence[str], key: str, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The result holding one page of ``items`` (sorted by ``ids``), with a Marker if more."""
+    size = max_records(params)
+    after = decode_marker(params)
+    start = 0 if after is None else next((i for i, v in enumerate(ids) if v > after), len(ids))
+    result: dict[str, Any] = {key: list(items[start : start + size])}
+    if start + size < len(items):
+        result["Marker"] = encode_marker(ids[start + size - 1])
+    return result

@@ -1,0 +1,96 @@
+"""Reading and writing stored resources, shared by the handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cacheyard.api.handlers.context import Context
+from cacheyard.controller import keys
+from cacheyard.domain import arns, faults, statuses
+from cacheyard.domain.codec import dump
+from cacheyard.domain.network import DEFAULT_SUBNET_GROUP, VPC_ID
+from cacheyard.domain.subnet_groups import SubnetGroupSpec
+from cacheyard.store import Record, Transaction
+
+MAX_TAGS = 50
+
+# The resource-type word in an ARN, the store kind, and the fault for a missing one.
+ARN_KINDS: dict[str, tuple[str, type[faults.Fault], str]] = {
+    "cluster": (keys.CACHE_CLUSTER, faults.CacheClusterNotFoundFault, "CacheCluster"),
+    "subnetgroup": (
+        keys.CACHE_SUBNET_GROUP,
+        faults.CacheSubnetGroupNotFoundFault,
+        "CacheSubnetGroup",
+    ),
+}
+
+
+def tags_param(params: Mapping[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for tag in params.get("Tags") or []:
+        key = tag.get("Key")
+        if not key:
+            raise faults.InvalidParameterValueException("Tag keys must not be empty.")
+        tags[key] = tag.get("Value") or ""
+    if len(tags) > MAX_TAGS:
+        raise faults.TagQuotaPerResourceExceeded(f"A resource can have at most {MAX_TAGS} tags.")
+    return tags
+
+
+async def resource_for_arn(ctx: Context, tx: Transaction, arn_text: str) -> Record:
+    arn = arns.parse(arn_text)
+    if arn.region != ctx.region or arn.account != ctx.account:
+        raise faults.InvalidARNFault(f"The ARN {arn_text} is not valid for this service.")
+    kind = ARN_KINDS.get(arn.resource_type)
+    if kind is None:
+        raise faults.InvalidARNFault(f"The ARN {arn_text} does not name a supported resource.")
+    store_kind, not_found, label = kind
+    record = await tx.get(store_kind, arn.resource_id)
+    if record is None or record.status == statuses.DELETING:
+        raise not_found(f"{label} {arn.resource_id} not found.")
+    return record
+
+
+async def ensure_default_subnet_group(ctx: Context) -> None:
+    """The default subnet group exists from the first start, as in a default VPC."""
+    async with ctx.store.transaction() as tx:
+        if await tx.get(keys.CACHE_SUBNET_GROUP, DEFAULT_SUBNET_GROUP) is not None:
+            return
+        spec = SubnetGroupSpec(
+            DEFAULT_SUBNET_GROUP,
+            "Default CacheSubnetGroup",
+            tuple(ctx.network.default_subnet_ids()),
+        )
+        await tx.insert(
+            Record(
+                kind=keys.CACHE_SUBNET_GROUP,
+                id=spec.name,
+                arn=ctx.arn("subnetgroup", spec.name),
+                spec=dump(spec),
+                status=statuses.SUBNET_ACTIVE,
+                observed={},
+                generation=1,
+                observed_generation=1,
+                created_at=ctx.clock.now(),
+            )
+        )
+
+
+def subnet_group_view(ctx: Context, record: Record) -> dict[str, Any]:
+    spec = record.spec
+    return {
+        "CacheSubnetGroupName": spec["name"],
+        "CacheSubnetGroupDescription": spec["description"],
+        "VpcId": VPC_ID,
+        "Subnets": [
+            {
+                "SubnetIdentifier": subnet.subnet_id,
+                "SubnetAvailabilityZone": {"Name": subnet.availability_zone},
+                "SupportedNetworkTypes": ["ipv4"],
+            }
+            for subnet in (ctx.network.subnet(s) for s in spec["subnet_ids"])
+        ],
+        "ARN": record.arn,
+        "SupportedNetworkTypes": ["ipv4"],
+    }

@@ -1,0 +1,165 @@
+"""``cacheyard up | down | credentials``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from cacheyard.cli import service
+from cacheyard.cli.credentials import read_files
+from cacheyard.cli.settings import (
+    DEFAULT_ADDRESS_BASE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    Settings,
+    default_data_dir,
+)
+from cacheyard.engines.host import LocalEngineHost
+
+console = Console()
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_data_dir,
+    show_default="$XDG_DATA_HOME/cacheyard",
+    help="Where state, engine data and logs live.",
+)
+
+
+@click.group()
+def main() -> None:
+    """Cacheyard: ElastiCache on your own machine, with real Redis and Memcached."""
+
+
+@main.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="API listen address.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="API listen port.")
+@click.option("--region", default=DEFAULT_REGION, show_default=True)
+@click.option(
+    "--address-base",
+    default=DEFAULT_ADDRESS_BASE,
+    show_default=True,
+    type=click.IntRange(1, 254),
+    help="Nodes get addresses in 127.<address-base>.0.0/16.",
+)
+@data_dir_option
+def up(host: str, port: int, region: str, address_base: int, data_dir: Path) -> None:
+    """Run the service in the foreground (engines keep running when it stops)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
+    )
+    settings = Settings(
+        data_dir=data_dir.resolve(),
+        host=host,
+        port=port,
+        region=region,
+        address_base=address_base,
+    )
+
+    def announce(started: service.Started) -> None:
+        if started.first_start:
+            console.print("[bold]First start:[/] created an access key pair.")
+        console.print(
+            f"Cacheyard is serving the ElastiCache API at [bold]{settings.endpoint_url}[/]"
+        )
+        console.print(f"  region:      {settings.region}")
+        console.print(f"  credentials: {settings.credentials_file} (profile default)")
+        console.print(f"  data:        {settings.data_dir}")
+        console.print("Try it:")
+        console.print(
+            f"  export AWS_SHARED_CREDENTIALS_FILE={settings.credentials_file} "
+            f"AWS_CONFIG_FILE={settings.config_file}",
+            soft_wrap=True,
+        )
+        console.print(
+            f"  aws --endpoint-url {settings.endpoint_url} elasticache describe-cache-clusters",
+            soft_wrap=True,
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        service.run(settings, announce)
+
+
+@main.command()
+@data_dir_option
+def credentials(data_dir: Path) -> None:
+    """Print the access keys as shell export lines."""
+    settings = Settings(data_dir=data_dir.resolve())
+    pair = read_files(settings)
+    if pair is None:
+        raise click.ClickException(
+            f"No credentials in {settings.data_dir}: start the service once with `cacheyard up`."
+        )
+    click.echo(f"export AWS_ACCESS_KEY_ID={pair.access_key_id}")
+    click.echo(f"export AWS_SECRET_ACCESS_KEY={pair.secret_access_key}")
+    click.echo(f"export AWS_DEFAULT_REGION={_region(settings)}")
+    if settings.endpoint_file.exists():
+        click.echo(
+            f"export AWS_ENDPOINT_URL_ELASTICACHE={settings.endpoint_file.read_text().strip()}"
+        )
+
+
+def _region(settings: Settings) -> str:
+    for line in (
+        settings.config_file.read_text().splitlines() if settings.config_file.exists() else []
+    ):
+        key, _, value = line.partition("=")
+        if key.strip() == "region":
+            return value.strip()
+    return DEFAULT_REGION
+
+
+@main.command()
+@data_dir_option
+def down(data_dir: Path) -> None:
+    """Stop the service and every engine it runs."""
+    settings = Settings(data_dir=data_dir.resolve())
+    _stop_service(settings)
+    host = LocalEngineHost()
+    running = host.find_all(settings.data_dir)
+
+    async def stop_all() -> None:
+        await asyncio.gather(*(host.stop(path) for path in running))
+
+    asyncio.run(stop_all())
+    console.print(f"Stopped {len(running)} engine process(es).")
+
+
+def _stop_service(settings: Settings, grace: float = 10.0) -> None:
+    if not settings.pid_file.exists():
+        console.print("The service is not running.")
+        return
+    pid = int(settings.pid_file.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        settings.pid_file.unlink(missing_ok=True)
+        console.print("The service was not running (stale pid file removed).")
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    settings.pid_file.unlink(missing_ok=True)
+    console.print(f"Stopped the service (pid {pid}).")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

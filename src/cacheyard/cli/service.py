@@ -1,0 +1,117 @@
+"""The composition root: builds the store, engines, controller, monitor and API,
+then serves until stopped. Engines are left running on exit by design: the
+next start adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+
+from cacheyard.api.app import ElastiCacheApi, create_app
+from cacheyard.api.handlers import Context
+from cacheyard.api.handlers.resources import ensure_default_subnet_group
+from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
+from cacheyard.cli.settings import Settings
+from cacheyard.controller.layout import Layout
+from cacheyard.controller.manager import Controller
+from cacheyard.domain.clock import SystemClock
+from cacheyard.domain.engines import EngineCatalog
+from cacheyard.domain.network import Network
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.versions import installed_versions
+from cacheyard.ha.monitor import HealthMonitor
+from cacheyard.store import SqlStore, Store
+
+log = logging.getLogger(__name__)
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Started:
+    """What the person starting the service is told."""
+
+    key_pair: KeyPair
+    first_start: bool
+
+
+async def ensure_admin_key(store: Store, settings: Settings) -> Started:
+    async with store.transaction() as tx:
+        keys = await tx.access_keys()
+        first = not keys
+        if first:
+            pair = read_files(settings) or new_key_pair()
+            await tx.add_access_key(pair.access_key_id, pair.secret_access_key, ADMIN)
+        else:
+            pair = KeyPair(keys[0][0], keys[0][1])
+    if read_files(settings) != pair:
+        write_files(settings, pair)
+    return Started(pair, first)
+
+
+async def serve(settings: Settings, announce: Callable[[Started], None]) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = await SqlStore.open_sqlite(settings.database)
+    clock = SystemClock()
+    host = LocalEngineHost()
+    layout = Layout(settings.data_dir)
+    controller = Controller(store, host, layout, clock)
+    ctx = Context(
+        store=store,
+        controller=controller,
+        clock=clock,
+        network=Network(settings.region, settings.address_base),
+        catalog=EngineCatalog(installed_versions()),
+        account=settings.account,
+    )
+    monitor = HealthMonitor(host, controller.nodes_to_watch, controller.notify, layout.clusters)
+    try:
+        started = await ensure_admin_key(store, settings)
+        await ensure_default_subnet_group(ctx)
+        async with store.transaction() as tx:
+            secrets = {key: secret for key, secret, _ in await tx.access_keys()}
+        await controller.start()
+        monitor.start()
+        config = uvicorn.Config(
+            create_app(ElastiCacheApi(ctx, secrets.get)),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="off",
+        )
+
+        def on_listening() -> None:
+            settings.pid_file.write_text(f"{os.getpid()}\n")
+            settings.endpoint_file.write_text(f"{settings.endpoint_url}\n")
+            announce(started)
+
+        await _Server(config, on_listening).serve()
+    finally:
+        await monitor.stop()
+        await controller.stop()
+        await store.close()
+        settings.pid_file.unlink(missing_ok=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling us once it really listens."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_listening()
+
+
+def run(settings: Settings, announce: Callable[[Started], None]) -> None:
+    asyncio.run(serve(settings, announce))

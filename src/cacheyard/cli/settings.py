@@ -1,0 +1,53 @@
+"""Where the service keeps its state and how it is reached."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8510
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_ADDRESS_BASE = 10
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/cacheyard``, i.e. ``~/.local/share/cacheyard`` by default."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cacheyard"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    region: str = DEFAULT_REGION
+    account: str = DEFAULT_ACCOUNT
+    address_base: int = DEFAULT_ADDRESS_BASE
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "state.db"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / "credentials"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "config"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "service.pid"
+
+    @property
+    def endpoint_file(self) -> Path:
+        return self.data_dir / "endpoint"

@@ -1,0 +1,1 @@
+"""Reconcilers: level-triggered loops that drive real processes toward the spec."""

@@ -1,0 +1,229 @@
+"""The cache cluster reconciler: one idempotent pass toward the spec.
+
+Each pass looks at what really runs (processes found by their directory,
+probes that must answer) and takes the next steps: start what is missing,
+restart what a reboot asked for, stop what was removed, and only then write
+``available``. A pass that is not done asks to be run again shortly, so the
+loop is level-triggered and survives a control-plane crash at any point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cacheyard.controller.keys import CACHE_CLUSTER
+from cacheyard.controller.layout import Layout
+from cacheyard.domain import events, statuses
+from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
+from cacheyard.domain.clock import Clock
+from cacheyard.domain.codec import load
+from cacheyard.domain.node_types import node_type
+from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
+from cacheyard.engines.errors import EngineStartError
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.spec import NodeSpec
+from cacheyard.store import Store
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 2.0
+POLL = 0.01
+RETRY = 0.1
+START_RETRY = 1.0
+
+
+@dataclass
+class _Pass:
+    """What one pass observed and what it has to record."""
+
+    observed: dict[str, Any]
+    messages: list[str]
+    ready: bool = True
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        nodes: dict[str, dict[str, Any]] = self.observed.setdefault("nodes", {})
+        return nodes.setdefault(
+            node_id, {"status": statuses.NODE_CREATING, "restarted": 0, "recovering": False}
+        )
+
+
+class CacheClusterReconciler:
+    def __init__(self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock) -> None:
+        self._store = store
+        self._host = host
+        self._layout = layout
+        self._clock = clock
+
+    def node_spec(self, spec: CacheClusterSpec, plan: NodePlan) -> NodeSpec:
+        kind = node_type(spec.node_type)
+        return NodeSpec(
+            engine="redis" if spec.engine == "redis" else "memcached",
+            node_dir=self._layout.node(spec.cluster_id, plan.node_id),
+            address=plan.address,
+            port=spec.port,
+            max_memory_mb=kind.memory_mb,
+            threads=kind.memcached_threads,
+        )
+
+    async def reconcile(self, cluster_id: str) -> float | None:
+        async with self._store.transaction() as tx:
+            record = await tx.get(CACHE_CLUSTER, cluster_id)
+        cluster_dir = self._layout.cluster(cluster_id)
+        if record is None:
+            await self._remove_everything(cluster_dir)
+            return None
+        spec = load(CacheClusterSpec, record.spec)
+        if spec.deleting:
+            return await self._delete(spec, cluster_dir)
+        work = _Pass(observed=dict(record.observed), messages=[])
+        try:
+            await self._remove_stray_nodes(spec, cluster_dir, work)
+            await self._converge_nodes(spec, work)
+            if spec.engine == "memcached":
+                await self._converge_discovery(spec, work)
+        except EngineStartError as exc:
+            log.warning("cluster %s: %s", cluster_id, exc)
+            work.ready = False
+            await self._record(record.generation, record.status, spec, work)
+            return START_RETRY
+        await self._record(record.generation, record.status, spec, work)
+        return None if work.ready else RETRY
+
+    async def _record(
+        self, generation: int, status: str, spec: CacheClusterSpec, work: _Pass
+    ) -> None:
+        now = self._clock.now()
+        recovering = any(n.get("recovering") for n in work.observed.get("nodes", {}).values())
+        if work.ready:
+            new_status = statuses.AVAILABLE
+        elif recovering and status == statuses.AVAILABLE:
+            new_status = statuses.REBOOTING_CLUSTER
+        else:
+            new_status = None
+        async with self._store.transaction() as tx:
+            changed = await tx.update_observed(
+                CACHE_CLUSTER,
+                spec.cluster_id,
+                work.observed,
+                status=new_status,
+                generation=generation,
+            )
+            for message in work.messages:
+                await tx.add_event(
+                    events.Event(events.CACHE_CLUSTER, spec.cluster_id, message, now)
+                )
+            if changed and status == statuses.CREATING and new_status == statuses.AVAILABLE:
+                await tx.add_event(
+                    events.Event(
+                        events.CACHE_CLUSTER, spec.cluster_id, events.cluster_created(), now
+                    )
+                )
+
+    async def _converge_nodes(self, spec: CacheClusterSpec, work: _Pass) -> None:
+        running = self._host.find_all(self._layout.cluster(spec.cluster_id))
+        to_wait: list[tuple[NodePlan, NodeSpec]] = []
+        for plan in spec.nodes:
+            node = self.node_spec(spec, plan)
+            seen = work.node(plan.node_id)
+            process = running.get(node.node_dir)
+            if process is not None and plan.reboot_seq > seen["restarted"]:
+                await self._host.stop(node.node_dir)
+                seen["status"] = statuses.NODE_REBOOTING
+                process = None
+            if process is None:
+                if seen["status"] == statuses.NODE_AVAILABLE:
+                    seen["status"] = statuses.NODE_REBOOTING
+                    seen["recovering"] = True
+                    work.messages.append(events.recovery_started([plan.node_id]))
+                node.node_dir.mkdir(parents=True, exist_ok=True)
+                self._host.start(node)
+            to_wait.append((plan, node))
+        answers = await asyncio.gather(*(self._wait_ready(node) for _, node in to_wait))
+        for (plan, _), ready in zip(to_wait, answers, strict=True):
+            seen = work.node(plan.node_id)
+            if not ready:
+                work.ready = False
+                continue
+            if seen["status"] == statuses.NODE_CREATING:
+                work.messages.append(events.node_added(plan.node_id, plan.zone))
+            if seen.get("recovering"):
+                work.messages.append(events.recovery_finished([plan.node_id]))
+                seen["recovering"] = False
+            if plan.reboot_seq > seen["restarted"]:
+                seen["restarted"] = plan.reboot_seq
+                work.messages.append(events.nodes_restarted([plan.node_id]))
+            seen["status"] = statuses.NODE_AVAILABLE
+
+    async def _wait_ready(self, node: NodeSpec) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if await self._host.probe(node, timeout=0.25):
+                return True
+            if time.monotonic() > deadline or self._host.find(node.node_dir) is None:
+                return False
+            await asyncio.sleep(POLL)
+
+    async def _converge_discovery(self, spec: CacheClusterSpec, work: _Pass) -> None:
+        assert spec.configuration_address is not None
+        discovery = DiscoverySpec(
+            node_dir=self._layout.config_endpoint(spec.cluster_id),
+            address=spec.configuration_address,
+            port=spec.port,
+            version=spec.discovery_version,
+            nodes=tuple((n.address, n.address, spec.port) for n in spec.nodes),
+        )
+        discovery.node_dir.mkdir(parents=True, exist_ok=True)
+        write_discovery_config(discovery)
+        if self._host.find(discovery.node_dir) is None:
+            self._host.start_discovery(discovery)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not await self._host.probe_discovery(discovery):
+            if time.monotonic() > deadline:
+                work.ready = False
+                return
+            await asyncio.sleep(POLL)
+
+    async def _remove_stray_nodes(
+        self, spec: CacheClusterSpec, cluster_dir: Path, work: _Pass
+    ) -> None:
+        nodes_dir = cluster_dir / "nodes"
+        if not nodes_dir.is_dir():
+            return
+        wanted = set(spec.node_ids)
+        for node_dir in sorted(nodes_dir.iterdir()):
+            if node_dir.name in wanted:
+                continue
+            await self._host.stop(node_dir)
+            shutil.rmtree(node_dir, ignore_errors=True)
+            work.observed.get("nodes", {}).pop(node_dir.name, None)
+            work.messages.append(events.node_removed(node_dir.name))
+
+    async def _delete(self, spec: CacheClusterSpec, cluster_dir: Path) -> float | None:
+        if not await self._remove_everything(cluster_dir):
+            return RETRY
+        async with self._store.transaction() as tx:
+            await tx.delete(CACHE_CLUSTER, spec.cluster_id)
+            await tx.add_event(
+                events.Event(
+                    events.CACHE_CLUSTER,
+                    spec.cluster_id,
+                    events.cluster_deleted(),
+                    self._clock.now(),
+                )
+            )
+        return None
+
+    async def _remove_everything(self, cluster_dir: Path) -> bool:
+        """Stop every process under the cluster's directory, then remove it."""
+        running = self._host.find_all(cluster_dir)
+        await asyncio.gather(*(self._host.stop(path) for path in running))
+        if self._host.find_all(cluster_dir):
+            return False
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+        return True

@@ -1,0 +1,95 @@
+"""The controller: one keyed work queue in front of the reconcilers.
+
+On start it enqueues every stored resource (and every directory left without
+one), which is how a restarted control plane adopts running engines and
+finishes whatever was under way. A slow periodic resync catches anything a
+missed notification would leave behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cacheyard.controller import keys
+from cacheyard.controller.cache_clusters import CacheClusterReconciler
+from cacheyard.controller.layout import Layout
+from cacheyard.controller.workqueue import WorkQueue
+from cacheyard.domain import statuses
+from cacheyard.domain.cache_clusters import CacheClusterSpec
+from cacheyard.domain.clock import Clock
+from cacheyard.domain.codec import load
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.spec import NodeSpec
+from cacheyard.store import Store
+
+log = logging.getLogger(__name__)
+
+RESYNC_INTERVAL = 10.0
+
+
+class Controller:
+    def __init__(
+        self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock, workers: int = 8
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self.clusters = CacheClusterReconciler(store, host, layout, clock)
+        self._queue = WorkQueue(self._handle, workers=workers)
+        self._resync: asyncio.Task[None] | None = None
+
+    def enqueue(self, kind: str, resource_id: str) -> None:
+        self._queue.add(keys.key(kind, resource_id))
+
+    def notify(self, queue_key: str) -> None:
+        self._queue.add(queue_key)
+
+    async def start(self) -> None:
+        self._queue.start()
+        await self.resync()
+        self._resync = asyncio.create_task(self._resync_forever())
+
+    async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            await asyncio.gather(self._resync, return_exceptions=True)
+        await self._queue.stop()
+
+    async def resync(self) -> None:
+        async with self._store.transaction() as tx:
+            stored = {r.id for r in await tx.all(keys.CACHE_CLUSTER)}
+        on_disk = (
+            {p.name for p in self._layout.clusters.iterdir() if p.is_dir()}
+            if self._layout.clusters.is_dir()
+            else set()
+        )
+        for cluster_id in sorted(stored | on_disk):
+            self.enqueue(keys.CACHE_CLUSTER, cluster_id)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_INTERVAL)
+            try:
+                await self.resync()
+            except Exception:
+                log.exception("resync failed")
+
+    async def _handle(self, queue_key: str) -> float | None:
+        kind, resource_id = keys.split(queue_key)
+        if kind == keys.CACHE_CLUSTER:
+            return await self.clusters.reconcile(resource_id)
+        log.warning("no reconciler for %s", queue_key)
+        return None
+
+    async def nodes_to_watch(self) -> list[tuple[str, NodeSpec]]:
+        """Every node of every cluster that is meant to be up and answering."""
+        async with self._store.transaction() as tx:
+            records = await tx.all(keys.CACHE_CLUSTER)
+        watched: list[tuple[str, NodeSpec]] = []
+        for record in records:
+            if record.status != statuses.AVAILABLE:
+                continue
+            spec = load(CacheClusterSpec, record.spec)
+            queue_key = keys.key(keys.CACHE_CLUSTER, spec.cluster_id)
+            watched.extend((queue_key, self.clusters.node_spec(spec, n)) for n in spec.nodes)
+        return watched

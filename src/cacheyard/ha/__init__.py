@@ -1,0 +1,1 @@
+"""High availability: the health monitor (and, later, failover decisions)."""

@@ -1,0 +1,80 @@
+"""The health monitor: probes every node several times a second.
+
+It decides nothing by itself; when a node's process is gone or stops
+answering, it hands the owning resource's key to the reconciler, which looks
+at the whole picture and acts (restart in place, later failover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.spec import NodeSpec
+
+log = logging.getLogger(__name__)
+
+
+# One node to watch and the work-queue key of the resource it belongs to.
+Watched = tuple[str, NodeSpec]
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        host: LocalEngineHost,
+        targets: Callable[[], Awaitable[list[Watched]]],
+        notify: Callable[[str], None],
+        root: Path,
+        interval: float = 0.2,
+        probe_timeout: float = 0.5,
+        failures_to_report: int = 2,
+    ) -> None:
+        self._host = host
+        self._targets = targets
+        self._notify = notify
+        self._root = root
+        self._interval = interval
+        self._probe_timeout = probe_timeout
+        self._failures_to_report = failures_to_report
+        self._failures: dict[Path, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except Exception:
+                log.exception("health check failed")
+            await asyncio.sleep(self._interval)
+
+    async def check_once(self) -> None:
+        watched = await self._targets()
+        running = self._host.find_all(self._root)
+        alive = [(key, node) for key, node in watched if node.node_dir in running]
+        for key, node in watched:
+            if node.node_dir not in running:
+                self._failures.pop(node.node_dir, None)
+                self._notify(key)
+        answers = await asyncio.gather(
+            *(self._host.probe(node, timeout=self._probe_timeout) for _, node in alive)
+        )
+        for (key, node), ok in zip(alive, answers, strict=True):
+            if ok:
+                self._failures.pop(node.node_dir, None)
+                continue
+            count = self._failures.get(node.node_dir, 0) + 1
+            self._failures[node.node_dir] = count
+            if count >= self._failures_to_report:
+                self._notify(key)
