@@ -61,7 +61,7 @@ class ElastiCacheApi:
     async def _authenticate(self, request: Request, body: bytes) -> sigv4.Caller:
         signed = sigv4.SignedRequest(
             method=request.method,
-            path=request.url.path,
+            path=request.scope["raw_path"].decode(),
             query_string=request.url.query,
             headers=dict(request.headers),
             body=body,

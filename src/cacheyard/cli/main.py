@@ -88,7 +88,10 @@ def up(host: str, port: int, region: str, address_base: int, data_dir: Path) -> 
         )
 
     with contextlib.suppress(KeyboardInterrupt):
-        service.run(settings, announce)
+        try:
+            service.run(settings, announce)
+        except service.AlreadyRunning as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @main.command()

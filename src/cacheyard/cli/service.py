@@ -6,6 +6,7 @@ next start adopts them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
@@ -56,8 +57,26 @@ async def ensure_admin_key(store: Store, settings: Settings) -> Started:
     return Started(pair, first)
 
 
+class AlreadyRunning(Exception):
+    """Another service holds the data directory."""
+
+
+def _lock_data_dir(settings: Settings) -> int:
+    """One control plane per data directory: two would fight over the same engines."""
+    fd = os.open(settings.data_dir / "service.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(
+            f"Another Cacheyard service is already running on {settings.data_dir}."
+        ) from None
+    return fd
+
+
 async def serve(settings: Settings, announce: Callable[[Started], None]) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _lock_data_dir(settings)
     store = await SqlStore.open_sqlite(settings.database)
     clock = SystemClock()
     host = LocalEngineHost()
@@ -98,6 +117,7 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         await controller.stop()
         await store.close()
         settings.pid_file.unlink(missing_ok=True)
+        os.close(lock)
 
 
 class _Server(uvicorn.Server):

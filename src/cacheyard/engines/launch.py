@@ -1,0 +1,106 @@
+"""How each process is launched: command lines and the redis configuration file.
+
+Pure functions of the spec, so what a node runs with can be read (and tested)
+without starting anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cacheyard
+from cacheyard.engines.spec import NodeSpec
+
+REDIS_CONF = "redis.conf"
+ENGINE_LOG = "engine.log"
+DISCOVERY_MODULE = "cacheyard.engines.discovery_server"
+MEMCACHED_MAX_CONNECTIONS = 4096
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def redis_directives(spec: NodeSpec) -> dict[str, str]:
+    """ElastiCache's defaults for a node, then the spec's parameter overrides."""
+    node_dir = spec.node_dir
+    directives = {
+        "bind": spec.address,
+        "port": str(spec.port),
+        # Absolute paths: redis changes into `dir` before it reads some files.
+        "dir": str(node_dir),
+        "logfile": str(node_dir / ENGINE_LOG),
+        "daemonize": "no",
+        "protected-mode": "no",
+        "save": "",
+        "appendonly": "no",
+        "maxmemory": f"{spec.max_memory_mb}mb",
+        "maxmemory-policy": "volatile-lru",
+        # The default of 5 s keeps a new replica's link down that long.
+        "repl-diskless-sync-delay": "0",
+        "dbfilename": "dump.rdb",
+    }
+    directives.update(spec.redis_config)
+    return directives
+
+
+def render_redis_conf(spec: NodeSpec) -> str:
+    lines = [f"{name} {quote_redis(value)}" for name, value in redis_directives(spec).items()]
+    header = "# Written by cacheyard at every start; edits here do not survive.\n"
+    return header + "\n".join(lines) + "\n"
+
+
+def quote_redis(value: str) -> str:
+    """Quote one value for redis.conf (its parser takes C-style escapes).
+
+    Multi-word values ("900 1 300 10") stay one quoted argument: redis splits
+    multi-argument directives itself.
+    """
+    out = []
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def redis_argv(binary: str, spec: NodeSpec) -> list[str]:
+    return [binary, str(spec.node_dir / REDIS_CONF)]
+
+
+def memcached_argv(binary: str, spec: NodeSpec) -> list[str]:
+    argv = [
+        binary,
+        *("-l", spec.address, "-p", str(spec.port)),
+        *("-U", "0"),  # no UDP listener, as on ElastiCache
+        *("-m", str(spec.max_memory_mb), "-t", str(spec.threads)),
+        *("-c", str(MEMCACHED_MAX_CONNECTIONS)),
+    ]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]  # memcached refuses to run as root without it
+    return argv
+
+
+def discovery_argv(python: str, node_dir: Path) -> list[str]:
+    # -P: the working directory (the node's) must not shadow any module.
+    return [python, "-P", "-m", DISCOVERY_MODULE, str(node_dir)]
+
+
+def discovery_env() -> dict[str, str]:
+    """The environment, with this package importable from any directory.
+
+    A relative PYTHONPATH (``PYTHONPATH=src``) would break once the child
+    runs in the node's directory: entries are made absolute, and the package's
+    own root is put first.
+    """
+    env = dict(os.environ)
+    package_root = str(Path(cacheyard.__file__).resolve().parent.parent)
+    inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *inherited])
+    return env
+
+
+def is_discovery_cmdline(argv: list[str]) -> bool:
+    return DISCOVERY_MODULE in argv

@@ -1,0 +1,62 @@
+"""One-shot readiness checks over the wire, each bounded by a timeout.
+
+A probe answers only "serving now?": any error, refusal or timeout is False,
+so the health monitor can call them at sub-second intervals without handling
+exceptions (which is why the time limit is a parameter rather than the
+caller's asyncio.timeout). A hung (SIGSTOPped) engine shows up as a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+
+async def redis_ping(address: str, port: int, seconds: float) -> bool:
+    """PING answered with PONG; a server still loading its data says LOADING."""
+    client = aioredis.Redis(
+        host=address,
+        port=port,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        retry=Retry(NoBackoff(), 0),  # a probe must not retry behind our back
+        single_connection_client=True,
+    )
+    try:
+        async with asyncio.timeout(seconds):
+            return bool(await client.ping())
+    except (RedisError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
+
+
+async def memcached_version(address: str, port: int, seconds: float) -> bool:
+    reply = await _exchange(address, port, b"version\r\n", b"\r\n", seconds)
+    return reply.startswith(b"VERSION ")
+
+
+async def config_endpoint(address: str, port: int, seconds: float) -> bool:
+    reply = await _exchange(address, port, b"config get cluster\r\n", b"END\r\n", seconds)
+    return reply.startswith(b"CONFIG cluster ")
+
+
+async def _exchange(address: str, port: int, request: bytes, until: bytes, seconds: float) -> bytes:
+    """Send one request, read up to ``until``; b"" on any failure."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(seconds):
+            reader, writer = await asyncio.open_connection(address, port)
+            writer.write(request)
+            return await reader.readuntil(until)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return b""
+    finally:
+        if writer is not None:
+            writer.close()

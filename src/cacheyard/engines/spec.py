@@ -1,0 +1,61 @@
+"""What the controller asks an engine host for, and what it gets back.
+
+A node is identified by its directory, not by a pid: the process whose working
+directory is ``node_dir`` is that node's engine. That survives control-plane
+restarts with nothing to persist besides the directory itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Engine = Literal["redis", "memcached"]
+
+# Directives that make the node what it is (its identity, its supervision):
+# a parameter group must never be able to change them.
+RESERVED_REDIS_DIRECTIVES = frozenset(
+    {"bind", "port", "dir", "logfile", "daemonize", "pidfile", "include", "supervised"}
+)
+_DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One engine process: which engine, where it lives and what it may use."""
+
+    engine: Engine
+    node_dir: Path
+    address: str
+    port: int
+    max_memory_mb: int
+    threads: int = 4
+    redis_config: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("redis", "memcached"):
+            raise ValueError(f"unknown engine {self.engine!r}")
+        if not self.node_dir.is_absolute():
+            raise ValueError(f"node_dir must be absolute: {self.node_dir}")
+        ipaddress.IPv4Address(self.address)  # its own address, never a name
+        if not 0 < self.port < 65536:
+            raise ValueError(f"invalid port {self.port}")
+        if self.max_memory_mb <= 0 or self.threads <= 0:
+            raise ValueError("max_memory_mb and threads must be positive")
+        for name in self.redis_config:
+            if not _DIRECTIVE.fullmatch(name):
+                raise ValueError(f"invalid redis directive {name!r}")
+            if name in RESERVED_REDIS_DIRECTIVES:
+                raise ValueError(f"redis directive {name!r} is managed by the engine host")
+
+
+@dataclass(frozen=True)
+class RunningProcess:
+    """A live process; the start time tells a reused pid from the original."""
+
+    pid: int
+    start_ticks: int

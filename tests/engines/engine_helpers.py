@@ -1,0 +1,28 @@
+"""Helpers shared by the engine tests (a unique module name, imported directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+_used: set[str] = set()
+
+
+def new_address() -> str:
+    """A loopback address in 127.200-250.x.y, never the same twice in a session."""
+    while True:
+        octets = (random.randint(200, 250), random.randint(1, 254), random.randint(1, 254))
+        address = "127.{}.{}.{}".format(*octets)
+        if address not in _used:
+            _used.add(address)
+            return address
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """Poll ``check`` until it holds, failing after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        assert loop.time() < deadline, f"condition not met within {within}s"
+        await asyncio.sleep(0.01)
