@@ -36,6 +36,14 @@ READY_TIMEOUT = 2.0
 POLL = 0.01
 RETRY = 0.1
 START_RETRY = 1.0
+STOP_GRACE = 5.0
+
+
+def _grace(spec: CacheClusterSpec) -> float:
+    """How long a stopping engine may take. Memcached keeps nothing worth a clean
+    shutdown and only reacts to SIGTERM on its once-a-second clock, so it is
+    killed at once; Redis gets time to finish writing its files."""
+    return 0.0 if spec.engine == "memcached" else STOP_GRACE
 
 
 @dataclass
@@ -133,7 +141,7 @@ class CacheClusterReconciler:
             seen = work.node(plan.node_id)
             process = running.get(node.node_dir)
             if process is not None and plan.reboot_seq > seen["restarted"]:
-                await self._host.stop(node.node_dir)
+                await self._host.stop(node.node_dir, grace=_grace(spec))
                 seen["status"] = statuses.NODE_REBOOTING
                 process = None
             if process is None:
@@ -199,13 +207,13 @@ class CacheClusterReconciler:
         for node_dir in sorted(nodes_dir.iterdir()):
             if node_dir.name in wanted:
                 continue
-            await self._host.stop(node_dir)
+            await self._host.stop(node_dir, grace=_grace(spec))
             shutil.rmtree(node_dir, ignore_errors=True)
             work.observed.get("nodes", {}).pop(node_dir.name, None)
             work.messages.append(events.node_removed(node_dir.name))
 
     async def _delete(self, spec: CacheClusterSpec, cluster_dir: Path) -> float | None:
-        if not await self._remove_everything(cluster_dir):
+        if not await self._remove_everything(cluster_dir, grace=_grace(spec)):
             return RETRY
         async with self._store.transaction() as tx:
             await tx.delete(CACHE_CLUSTER, spec.cluster_id)
@@ -219,10 +227,10 @@ class CacheClusterReconciler:
             )
         return None
 
-    async def _remove_everything(self, cluster_dir: Path) -> bool:
+    async def _remove_everything(self, cluster_dir: Path, grace: float = STOP_GRACE) -> bool:
         """Stop every process under the cluster's directory, then remove it."""
         running = self._host.find_all(cluster_dir)
-        await asyncio.gather(*(self._host.stop(path) for path in running))
+        await asyncio.gather(*(self._host.stop(path, grace=grace) for path in running))
         if self._host.find_all(cluster_dir):
             return False
         shutil.rmtree(cluster_dir, ignore_errors=True)
