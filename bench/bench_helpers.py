@@ -1,0 +1,215 @@
+"""What every bench needs: a Cacheyard service of its own, engine probes, statistics.
+
+Benches are scripts, not tests: they use only the standard library, boto3,
+redis and pymemcache, and never import from ``tests/``. Each one runs its own
+service in a temporary directory, on a free API port and its own loopback
+/16, so it never touches a Cacheyard a developer runs (127.10 by default) or
+the test suite's (127.100-250 apart from the bench's base).
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import redis
+from botocore.config import Config
+from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.exceptions import MemcacheError
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+REGION = "us-east-1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
+
+
+class BenchError(RuntimeError):
+    """The bench could not measure what it set out to (not a slow result)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """``cacheyard up`` in a subprocess, on a data directory of its own.
+
+    The process runs with ``work_dir`` as its working directory and keeps its
+    engines below it, so :func:`processes_under` finds anything left behind.
+    """
+
+    def __init__(self, work_dir: Path, address_base: int) -> None:
+        self.work_dir = work_dir
+        self.data_dir = work_dir / "data"
+        self.log_path = work_dir / "service.log"
+        self.address_base = address_base
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "cacheyard", *args, "--data-dir", str(self.data_dir)]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    *self._command("up"),
+                    *("--port", str(self.port)),
+                    *("--address-base", str(self.address_base)),
+                ],
+                cwd=self.work_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._listening():
+            if time.monotonic() > deadline:
+                raise BenchError(f"the service did not listen within {START_TIMEOUT:.0f} s")
+            time.sleep(0.02)
+
+    def _listening(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise BenchError(f"the service exited:\n{self.log_path.read_text(errors='replace')}")
+        if not (self.data_dir / "service.pid").exists():
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
+    def down(self) -> None:
+        """``cacheyard down`` (the service and its engines), then reap our child."""
+        try:
+            subprocess.run(
+                self._command("down"),
+                check=False,
+                capture_output=True,
+                timeout=STOP_TIMEOUT,
+                cwd=self.work_dir,
+            )
+        finally:
+            if self._process is not None:
+                try:
+                    self._process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+                self._process = None
+
+    def client(self) -> Any:
+        """A boto3 ElastiCache client with the service's keys and no hidden retries."""
+        credentials = configparser.ConfigParser()
+        credentials.read(self.data_dir / "credentials")
+        profile = credentials["default"]
+        return boto3.client(
+            "elasticache",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=profile["aws_access_key_id"],
+            aws_secret_access_key=profile["aws_secret_access_key"],
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+
+def redis_answers(address: str, port: int, timeout: float = 0.2) -> bool:
+    """PING answered (a server still loading its data answers LOADING: not yet)."""
+    client = redis.Redis(
+        host=address,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),  # one attempt per probe, the bench does the polling
+    )
+    try:
+        return bool(client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def memcached_answers(address: str, port: int, timeout: float = 0.2) -> bool:
+    """``version`` answered."""
+    client = MemcacheClient((address, port), connect_timeout=timeout, timeout=timeout)
+    try:
+        return bool(client.version())
+    except (MemcacheError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def engine_answers(engine: str, address: str, port: int) -> bool:
+    if engine == "redis":
+        return redis_answers(address, port)
+    return memcached_answers(address, port)
+
+
+def median(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was really measured."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def processes_under(root: Path) -> list[int]:
+    """Pids of live processes whose working directory is ``root`` or below it."""
+    prefix = str(root.resolve()).rstrip(os.sep) + os.sep
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (cwd + os.sep).startswith(prefix):
+            found.append(int(entry))
+    return found
+
+
+def kill_leftovers(root: Path) -> list[int]:
+    """SIGKILL whatever still runs below ``root`` (only the bench's own processes live there)."""
+    leftovers = processes_under(root)
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return leftovers
+
+
+def engine_version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "not installed"
+    words = done.stdout.split()
+    return words[2] if words[:2] == ["Redis", "server"] else " ".join(words[:2])
