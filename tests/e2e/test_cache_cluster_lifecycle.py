@@ -48,9 +48,7 @@ def test_redis_and_memcached_lifecycle(service: Service) -> None:
         memcached_roundtrip(n["Endpoint"]["Address"], 11211, f"k{n['CacheNodeId']}", "v")
     config = memcached["ConfigurationEndpoint"]
     version, discovered = config_get_cluster(config["Address"], config["Port"])
-    assert sorted(ip for _, ip, _ in discovered) == sorted(
-        n["Endpoint"]["Address"] for n in nodes
-    )
+    assert sorted(ip for _, ip, _ in discovered) == sorted(n["Endpoint"]["Address"] for n in nodes)
     # The usual commands sent to the configuration endpoint reach a node.
     memcached_roundtrip(config["Address"], config["Port"], "via-config", "yes")
 
@@ -82,9 +80,9 @@ def test_redis_and_memcached_lifecycle(service: Service) -> None:
     # Reboot really restarts the chosen node's process.
     node_dir = service.data_dir / "clusters" / "life-redis" / "nodes" / "0001"
     pid_before = service.engines()[node_dir].pid
-    rebooting = ec.reboot_cache_cluster(
-        CacheClusterId="life-redis", CacheNodeIdsToReboot=["0001"]
-    )["CacheCluster"]
+    rebooting = ec.reboot_cache_cluster(CacheClusterId="life-redis", CacheNodeIdsToReboot=["0001"])[
+        "CacheCluster"
+    ]
     assert rebooting["CacheClusterStatus"] == "rebooting cache cluster nodes"
     wait_available(ec, "life-redis")
     assert service.engines()[node_dir].pid != pid_before
