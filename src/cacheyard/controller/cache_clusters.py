@@ -92,8 +92,10 @@ class CacheClusterReconciler:
         work = _Pass(observed=dict(record.observed), messages=[])
         try:
             await self._remove_stray_nodes(spec, cluster_dir, work)
-            await self._converge_nodes(spec, work)
             if spec.engine == "memcached":
+                self._boot_discovery(spec)
+            await self._converge_nodes(spec, work)
+            if spec.engine == "memcached" and work.ready:
                 await self._converge_discovery(spec, work)
         except EngineStartError as exc:
             log.warning("cluster %s: %s", cluster_id, exc)
@@ -177,19 +179,30 @@ class CacheClusterReconciler:
                 return False
             await asyncio.sleep(POLL)
 
-    async def _converge_discovery(self, spec: CacheClusterSpec, work: _Pass) -> None:
+    def _discovery_spec(self, spec: CacheClusterSpec) -> DiscoverySpec:
         assert spec.configuration_address is not None
-        discovery = DiscoverySpec(
+        return DiscoverySpec(
             node_dir=self._layout.config_endpoint(spec.cluster_id),
             address=spec.configuration_address,
             port=spec.port,
             version=spec.discovery_version,
             nodes=tuple((n.address, n.address, spec.port) for n in spec.nodes),
         )
-        discovery.node_dir.mkdir(parents=True, exist_ok=True)
-        write_discovery_config(discovery)
+
+    def _boot_discovery(self, spec: CacheClusterSpec) -> None:
+        """Start a missing configuration endpoint early: its Python start-up then
+        overlaps the engines'. (A running one learns of new nodes only once they
+        answer, in :meth:`_converge_discovery`.)"""
+        discovery = self._discovery_spec(spec)
         if self._host.find(discovery.node_dir) is None:
+            discovery.node_dir.mkdir(parents=True, exist_ok=True)
+            write_discovery_config(discovery)
             self._host.start_discovery(discovery)
+
+    async def _converge_discovery(self, spec: CacheClusterSpec, work: _Pass) -> None:
+        self._boot_discovery(spec)
+        discovery = self._discovery_spec(spec)
+        write_discovery_config(discovery)
         deadline = time.monotonic() + READY_TIMEOUT
         while not await self._host.probe_discovery(discovery):
             if time.monotonic() > deadline:
