@@ -1,0 +1,64 @@
+"""Fixtures for controller tests: a real store, real engines, a fake clock.
+
+Every process started below the test's directory is killed at teardown,
+whichever host object started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from controller_helpers import FakeClock, new_network, new_placement
+
+from cacheyard.controller.cache_clusters import CacheClusterReconciler
+from cacheyard.controller.layout import Layout
+from cacheyard.domain.cache_clusters import Placement
+from cacheyard.domain.network import Network
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.store import SqlStore
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[LocalEngineHost]:
+    engine_host = LocalEngineHost()
+    yield engine_host
+    leftovers = engine_host.find_all(tmp_path)
+    await asyncio.gather(*(engine_host.stop(node_dir, grace=0) for node_dir in leftovers))
+    assert engine_host.find_all(tmp_path) == {}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    opened = await SqlStore.open_sqlite(tmp_path / "state.db")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "data")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def network() -> Network:
+    return new_network()
+
+
+@pytest.fixture
+def placement(network: Network) -> Placement:
+    return new_placement(network)
+
+
+@pytest.fixture
+def reconciler(
+    store: SqlStore, host: LocalEngineHost, layout: Layout, clock: FakeClock
+) -> CacheClusterReconciler:
+    return CacheClusterReconciler(store, host, layout, clock)
