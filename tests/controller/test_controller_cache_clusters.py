@@ -23,7 +23,7 @@ from controller_helpers import (
 )
 from pymemcache.client.base import Client as MemcacheClient
 
-from cacheyard.controller.cache_clusters import START_RETRY, CacheClusterReconciler
+from cacheyard.controller.cache_clusters import HUNG_AFTER, START_RETRY, CacheClusterReconciler
 from cacheyard.controller.layout import Layout
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import NodePlan, Placement, plan_reboot, plan_resize
@@ -327,11 +327,6 @@ async def test_memcached_cluster_serves_discovery_and_follows_resizes(
     assert await get(store, "mc") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a node whose process lives but does not answer (hung, SIGSTOPped) keeps "
-    "observed status 'available' and is never restarted; every pass just waits READY_TIMEOUT",
-)
 async def test_hung_engine_is_not_reported_available(
     reconciler: CacheClusterReconciler,
     store: SqlStore,
@@ -351,3 +346,35 @@ async def test_hung_engine_is_not_reported_available(
         assert record.observed["nodes"]["0001"]["status"] != statuses.NODE_AVAILABLE
     finally:
         host.kill(node_dir, signal.SIGCONT)
+
+
+async def test_hung_engine_is_restarted_in_place_after_a_while(
+    reconciler: CacheClusterReconciler,
+    store: SqlStore,
+    host: LocalEngineHost,
+    layout: Layout,
+    placement: Placement,
+    clock: FakeClock,
+) -> None:
+    spec = plan(placement, "stuck")
+    await insert(store, spec)
+    await converge(reconciler, "stuck")
+    node_dir = layout.node("stuck", "0001")
+    hung = host.find(node_dir)
+    assert hung is not None and host.kill(node_dir, signal.SIGSTOP)
+    try:
+        assert await reconciler.reconcile("stuck") is not None
+        assert host.find(node_dir) == hung  # not killed at the first silence
+        clock.advance(HUNG_AFTER.total_seconds())
+        assert await reconciler.reconcile("stuck") is not None
+        await converge(reconciler, "stuck")
+    finally:
+        host.kill(node_dir, signal.SIGCONT)
+    replaced = host.find(node_dir)
+    assert replaced is not None and replaced.pid != hung.pid
+    record = await get(store, "stuck")
+    assert record is not None and record.status == statuses.AVAILABLE
+    assert (await messages(store, "stuck"))[-2:] == [
+        "Recovering cache nodes 0001",
+        "Finished recovery for cache nodes 0001",
+    ]

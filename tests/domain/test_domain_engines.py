@@ -32,11 +32,6 @@ def test_memcached_accepts_its_full_version() -> None:
         CATALOG.resolve("memcached", "1.6.17")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: EngineVersion.accepts takes major.minor for memcached too; its docstring "
-    "(and AWS) allow that only for Redis 6 and later",
-)
 def test_memcached_refuses_a_major_minor_version() -> None:
     with pytest.raises(InvalidParameterValueException):
         CATALOG.resolve("memcached", "1.6")

@@ -78,19 +78,11 @@ def test_node_ids_are_four_digits_one_based() -> None:
     assert identifiers.node_id(1000) == "1000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `$` in re.match accepts a trailing newline; identifiers must use fullmatch/\\Z",
-)
 def test_cluster_id_with_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidParameterValueException):
         identifiers.cache_cluster_id("abc\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `$` in re.match accepts a trailing newline; subnet group names too",
-)
 def test_subnet_group_name_with_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidParameterValueException):
         identifiers.subnet_group_name("group\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -192,24 +193,30 @@ async def test_a_transaction_that_raises_writes_nothing(store: SqlStore) -> None
         assert await tx.access_key_secret("AKIALOST") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pysqlite/aiosqlite emit no BEGIN before the first write, so a transaction's "
-    "reads are not one snapshot and a stale read-modify-write overwrites another writer",
-)
-async def test_reads_in_one_transaction_see_one_snapshot(db_path: Path) -> None:
+async def test_a_transaction_holds_the_write_lock_until_it_ends(db_path: Path) -> None:
+    """Reads in one transaction are one snapshot: another writer on the file waits."""
     first = await SqlStore.open_sqlite(db_path)
     other = await SqlStore.open_sqlite(db_path)  # e.g. a second control plane on the file
     try:
         async with first.transaction() as tx:
             await tx.insert(record())
-        async with first.transaction() as tx:
-            before = await tx.get("cache-cluster", "c1")
+
+        async def write_from_other() -> None:
             async with other.transaction() as tx2:
                 await tx2.update_spec("cache-cluster", "c1", {"by": "other"}, "modifying")
+
+        async with first.transaction() as tx:
+            before = await tx.get("cache-cluster", "c1")
+            writer = asyncio.create_task(write_from_other())
+            done, _ = await asyncio.wait({writer}, timeout=0.3)
+            assert not done, "the other writer got in while a transaction was open"
             again = await tx.get("cache-cluster", "c1")
             assert before is not None and again is not None
             assert again.generation == before.generation
+        await writer
+        async with first.transaction() as tx:
+            after = await tx.get("cache-cluster", "c1")
+        assert after is not None and after.generation == before.generation + 1
     finally:
         await first.close()
         await other.close()

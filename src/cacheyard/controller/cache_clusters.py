@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ POLL = 0.01
 RETRY = 0.1
 START_RETRY = 1.0
 STOP_GRACE = 5.0
+# How long a live engine may go without answering before it is killed and restarted.
+HUNG_AFTER = timedelta(seconds=10)
 
 
 def _grace(spec: CacheClusterSpec) -> float:
@@ -155,11 +158,13 @@ class CacheClusterReconciler:
                 self._host.start(node)
             to_wait.append((plan, node))
         answers = await asyncio.gather(*(self._wait_ready(node) for _, node in to_wait))
-        for (plan, _), ready in zip(to_wait, answers, strict=True):
+        for (plan, node), ready in zip(to_wait, answers, strict=True):
             seen = work.node(plan.node_id)
             if not ready:
                 work.ready = False
+                await self._handle_unanswered(plan, node, seen, work)
                 continue
+            seen.pop("unanswered_since", None)
             if seen["status"] == statuses.NODE_CREATING:
                 work.messages.append(events.node_added(plan.node_id, plan.zone))
             if seen.get("recovering"):
@@ -169,6 +174,26 @@ class CacheClusterReconciler:
                 seen["restarted"] = plan.reboot_seq
                 work.messages.append(events.nodes_restarted([plan.node_id]))
             seen["status"] = statuses.NODE_AVAILABLE
+
+    async def _handle_unanswered(
+        self, plan: NodePlan, node: NodeSpec, seen: dict[str, Any], work: _Pass
+    ) -> None:
+        """A node that answered before and now does not is not available. If its
+        process stays alive without answering for HUNG_AFTER, it is hung: kill it
+        so the next pass restarts it in place. (A node that is still starting or
+        loading its data was never available, so it is left alone.)"""
+        now = self._clock.now()
+        if seen["status"] == statuses.NODE_AVAILABLE:
+            seen["status"] = statuses.NODE_REBOOTING
+            seen["recovering"] = True
+            seen["unanswered_since"] = now.isoformat()
+            work.messages.append(events.recovery_started([plan.node_id]))
+            return
+        since = seen.get("unanswered_since")
+        if since is not None and now - datetime.fromisoformat(since) >= HUNG_AFTER:
+            log.warning("node %s/%s is hung: restarting it", plan.node_id, node.address)
+            await self._host.stop(node.node_dir, grace=0)
+            del seen["unanswered_since"]
 
     async def _wait_ready(self, node: NodeSpec) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT

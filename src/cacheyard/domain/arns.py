@@ -42,7 +42,7 @@ def parse(text: str) -> Arn:
         or parts[0] != "arn"
         or parts[2] != "elasticache"
         or parts[5] not in RESOURCE_TYPES
-        or not parts[6]
+        or not all(parts[3:])
     ):
         raise InvalidARNFault(f"The ARN {text} is not valid.")
     return Arn(parts[3], parts[4], parts[5], parts[6])

@@ -41,7 +41,10 @@ class EngineVersion:
 
     def accepts(self, requested: str) -> bool:
         """AWS accepts a major.minor for Redis 6 and later (``7.0``) or the full version."""
-        return requested in (self.version, self.major_minor)
+        if requested == self.version:
+            return True
+        redis_6_or_later = self.engine == "redis" and int(self.version.split(".")[0]) >= 6
+        return redis_6_or_later and requested == self.major_minor
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import re
 
 from cacheyard.domain.faults import InvalidParameterValueException
 
-_NAME = re.compile(r"^[a-zA-Z](?:[a-zA-Z0-9]|-(?!-))*$")
+_NAME = re.compile(r"[a-zA-Z](?:[a-zA-Z0-9]|-(?!-))*")
 
 
 def _identifier(value: str, parameter: str, max_length: int) -> str:
@@ -17,7 +17,7 @@ def _identifier(value: str, parameter: str, max_length: int) -> str:
             else f"The parameter {parameter} is not a valid identifier. "
             f"Identifiers must be 1 to {max_length} characters long."
         )
-    if not _NAME.match(value) or value.endswith("-"):
+    if not _NAME.fullmatch(value) or value.endswith("-"):
         raise InvalidParameterValueException(
             f"The parameter {parameter} is not a valid identifier. Identifiers must begin "
             "with a letter; must contain only ASCII letters, digits, and hyphens; and must "
@@ -37,7 +37,7 @@ def replication_group_id(value: str, parameter: str = "ReplicationGroupId") -> s
 
 def subnet_group_name(value: str, parameter: str = "CacheSubnetGroupName") -> str:
     """Subnet group names: up to 255 letters, digits, hyphens, periods or underscores."""
-    if not value or len(value) > 255 or not re.match(r"^[a-zA-Z0-9._ -]+$", value):
+    if not value or len(value) > 255 or not re.fullmatch(r"[a-zA-Z0-9._ -]+", value):
         raise InvalidParameterValueException(
             f"The parameter {parameter} must contain no more than 255 alphanumeric "
             "characters or hyphens."

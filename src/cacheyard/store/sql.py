@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, event, insert, select, update
+from sqlalchemy import Connection, and_, delete, event, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -171,6 +171,7 @@ class SqlStore:
     async def open_sqlite(cls, path: Path) -> SqlStore:
         engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         store = cls(engine)
         async with engine.begin() as conn:
             await conn.run_sync(schema.migrate)
@@ -186,8 +187,17 @@ class SqlStore:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would otherwise send BEGIN only before the first write, leaving
+    # a transaction's reads outside it; _begin_immediate takes over.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """Every transaction takes the write lock up front: its reads are one snapshot
+    and no other writer (another control plane on the file) can interleave."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
