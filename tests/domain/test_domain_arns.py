@@ -39,6 +39,8 @@ def test_resource_id_may_hold_colons() -> None:
         "arx:aws:elasticache:us-east-1:000000000000:cluster:x",
         "arn:aws:elasticache:us-east-1:000000000000:bucket:x",
         "arn:aws:elasticache:us-east-1:000000000000:cache-cluster:x",
+        "arn:aws:elasticache::000000000000:cluster:x",
+        "arn:aws:elasticache:us-east-1::cluster:x",
     ],
 )
 def test_invalid_arns_are_refused(text: str) -> None:

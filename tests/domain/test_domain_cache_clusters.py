@@ -335,3 +335,17 @@ def test_spec_node_lookup() -> None:
     assert spec.node("0002") is spec.nodes[1]
     with pytest.raises(KeyError):
         spec.node("0003")
+
+
+def test_different_preferred_zones_without_az_mode_mean_cross_az() -> None:
+    spec = plan_create(request(num_nodes=3, preferred_zones=[A, B, C]), placement(), NOW)
+    assert spec.az_mode == "cross-az"
+    assert [n.zone for n in spec.nodes] == [A, B, C]
+
+
+def test_cross_az_growth_fills_the_emptiest_zones_first() -> None:
+    spec = plan_create(
+        request(num_nodes=2, az_mode="cross-az", preferred_zones=[A, A]), placement(), NOW
+    )
+    grown = plan_resize(spec, 5, [], [], None, placement(), LATER)
+    assert [n.zone for n in grown.nodes] == [A, A, B, C, B]

@@ -131,13 +131,13 @@ def _check_node_count(engine: str, count: int) -> None:
 
 
 def _zones_for_new_nodes(
-    engine: str,
     az_mode: str,
     count: int,
     preferred: Sequence[str],
     placement: Placement,
     group: str,
     single_zone: str | None,
+    existing: Sequence[str] = (),
 ) -> list[str]:
     placement.check_zones(preferred, group)
     if preferred and len(preferred) != count:
@@ -152,7 +152,7 @@ def _zones_for_new_nodes(
             )
         zone = preferred[0] if preferred else (single_zone or placement.zones[0])
         return [zone] * count
-    return spread_zones(placement.zones, count, preferred)
+    return spread_zones(placement.zones, count, preferred, existing)
 
 
 def plan_create(request: CreateRequest, placement: Placement, now: datetime) -> CacheClusterSpec:
@@ -167,7 +167,10 @@ def plan_create(request: CreateRequest, placement: Placement, now: datetime) -> 
         raise faults.InvalidParameterCombinationException(
             "AZMode is only supported for Memcached clusters."
         )
-    az_mode = request.az_mode or "single-az"
+    # Without AZMode, a list of different preferred zones asks for cross-az placement.
+    az_mode = request.az_mode or (
+        "cross-az" if len(set(request.preferred_zones)) > 1 else "single-az"
+    )
     if az_mode == "cross-az" and count < 2:
         raise faults.InvalidParameterValueException(
             "AZMode cross-az requires NumCacheNodes of at least 2."
@@ -175,7 +178,6 @@ def plan_create(request: CreateRequest, placement: Placement, now: datetime) -> 
     if request.preferred_zone:
         placement.check_zones([request.preferred_zone], request.subnet_group)
     zones = _zones_for_new_nodes(
-        engine,
         az_mode,
         count,
         request.preferred_zones,
@@ -237,7 +239,13 @@ def plan_resize(
     mode = az_mode or spec.az_mode
     single = spec.nodes[0].zone if spec.nodes else None
     zones = _zones_for_new_nodes(
-        spec.engine, mode, num_nodes - current, new_zones, placement, spec.subnet_group, single
+        mode,
+        num_nodes - current,
+        new_zones,
+        placement,
+        spec.subnet_group,
+        single,
+        existing=[n.zone for n in spec.nodes],
     )
     next_index = max(int(n.node_id) for n in spec.nodes) + 1
     added = tuple(

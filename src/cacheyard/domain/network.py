@@ -76,8 +76,20 @@ def allocate_address(subnets: Sequence[Subnet], zone: str, used: set[str]) -> st
     )
 
 
-def spread_zones(zones: Sequence[str], count: int, preferred: Sequence[str]) -> list[str]:
-    """Zones for ``count`` nodes: the preferred ones, else round-robin over ``zones``."""
+def spread_zones(
+    zones: Sequence[str], count: int, preferred: Sequence[str], existing: Sequence[str] = ()
+) -> list[str]:
+    """Zones for ``count`` new nodes: the preferred ones, else each to the zone with the
+    fewest nodes so far (``existing`` ones included), in zone order on ties."""
     if preferred:
         return [preferred[i % len(preferred)] for i in range(count)]
-    return [zones[i % len(zones)] for i in range(count)]
+    load = {zone: 0 for zone in zones}
+    for zone in existing:
+        if zone in load:
+            load[zone] += 1
+    chosen = []
+    for _ in range(count):
+        zone = min(zones, key=lambda z: load[z])
+        load[zone] += 1
+        chosen.append(zone)
+    return chosen
