@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from engine_clients import config_get_cluster, memcached_roundtrip, redis_roundtrip
+from pymemcache.client.base import Client as MemcacheClient
 from service_helpers import Service, describe, messages, wait_available, wait_for
+
+from cacheyard.domain.node_types import node_type
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,6 +42,11 @@ def test_redis_and_memcached_lifecycle(service: Service) -> None:
     assert node["Endpoint"]["Port"] == 6379
     assert node["Endpoint"]["Address"].startswith(f"127.{service.address_base}.")
     redis_roundtrip(node["Endpoint"]["Address"], 6379, "greeting", "hello")
+    # The node type's memory is the engine's limit.
+    small = node_type("cache.t3.small")
+    engine = redis.Redis(host=node["Endpoint"]["Address"], port=6379, socket_timeout=5)
+    assert engine.config_get("maxmemory") == {"maxmemory": str(small.memory_mb * 1024 * 1024)}
+    engine.close()
 
     # Memcached: three nodes across three zones, each answering.
     nodes = memcached["CacheNodes"]
@@ -46,6 +55,13 @@ def test_redis_and_memcached_lifecycle(service: Service) -> None:
     assert memcached["PreferredAvailabilityZone"] == "Multiple"
     for n in nodes:
         memcached_roundtrip(n["Endpoint"]["Address"], 11211, f"k{n['CacheNodeId']}", "v")
+    # Memory and worker threads come from the node type (cache.m5.large: 6.38 GiB, 2 vCPUs).
+    large = node_type("cache.m5.large")
+    settings = MemcacheClient((nodes[0]["Endpoint"]["Address"], 11211), timeout=5)
+    stats = settings.stats("settings")
+    settings.close()
+    assert int(stats[b"maxbytes"]) == large.memory_mb * 1024 * 1024
+    assert int(stats[b"num_threads"]) == large.vcpus
     config = memcached["ConfigurationEndpoint"]
     version, discovered = config_get_cluster(config["Address"], config["Port"])
     assert sorted(ip for _, ip, _ in discovered) == sorted(n["Endpoint"]["Address"] for n in nodes)
