@@ -333,3 +333,11 @@ def test_header_and_query_signature_together() -> None:
     request = header_signed()
     with pytest.raises(IncompleteSignature, match="Only one auth mechanism"):
         check(replace(request, query_string=presigned().query_string))
+
+
+def test_a_service_with_a_region_refuses_other_regions() -> None:
+    signed = header_signed(region="eu-west-1")
+    with pytest.raises(SignatureDoesNotMatch, match="valid region"):
+        verify(signed, secret_for, SIGNED_AT, service="elasticache", region="us-east-1")
+    caller = verify(signed, secret_for, SIGNED_AT, service="elasticache", region="eu-west-1")
+    assert caller.region == "eu-west-1"

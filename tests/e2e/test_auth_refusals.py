@@ -101,12 +101,6 @@ def test_signed_for_another_service(service: Service) -> None:
     send(request).refused(403, "SignatureDoesNotMatch")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sigv4.verify never compares the credential scope's region with the "
-    "service's region, so a request signed for eu-west-1 is answered by us-east-1; "
-    "AWS refuses it (SignatureDoesNotMatch: Credential should be scoped to a valid region)",
-)
 def test_signed_for_another_region(service: Service) -> None:
     answer = signed_post(service, DESCRIBE, region="eu-west-1")
     assert "region" in answer.refused(403, "SignatureDoesNotMatch").message

@@ -192,12 +192,6 @@ def test_subnet_group_name_with_trailing_newline(service: Service, ec: BaseClien
 
 
 @pytest.mark.parametrize("port", [70000, -5])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CreateCacheCluster accepts a Port outside 1-65535 (plan_create keeps it); "
-    "the engine can never start, so the cluster stays 'creating' forever and cannot "
-    "be deleted (Delete needs 'available')",
-)
 def test_port_out_of_range(fresh_service: Service, port: int) -> None:
     ec = fresh_service.client()
     refused(
@@ -641,12 +635,6 @@ def test_available_cluster_refuses(
     assert blocked.engines() == engines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ModifyCacheCluster records any PreferredMaintenanceWindow string "
-    "(_metadata only lowercases it); AWS refuses a window not in ddd:hh24:mi-ddd:hh24:mi "
-    "form with InvalidParameterValue",
-)
 def test_malformed_maintenance_window(ec: BaseClient, blocked: BlockedCluster) -> None:
     blocked.ready()
     refused(

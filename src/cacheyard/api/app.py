@@ -66,7 +66,13 @@ class ElastiCacheApi:
             headers=dict(request.headers),
             body=body,
         )
-        return sigv4.verify(signed, self._secret_for, self._ctx.clock.now(), service="elasticache")
+        return sigv4.verify(
+            signed,
+            self._secret_for,
+            self._ctx.clock.now(),
+            service="elasticache",
+            region=self._ctx.region,
+        )
 
     def _error(self, fault: faults.Fault, request_id: str) -> Response:
         status, payload = self._protocol.serialize_error(fault, request_id)

@@ -81,6 +81,7 @@ def verify(
     now: datetime,
     *,
     service: str,
+    region: str | None = None,
     max_skew: timedelta = timedelta(minutes=15),
 ) -> Caller:
     """The caller of a correctly signed, current request; otherwise the fault AWS answers."""
@@ -99,6 +100,8 @@ def verify(
         raise InvalidClientTokenId(_BAD_TOKEN)
     if claim.service != service:
         raise SignatureDoesNotMatch(f"Credential should be scoped to correct service: '{service}'.")
+    if region is not None and claim.region != region:
+        raise SignatureDoesNotMatch("Credential should be scoped to a valid region.")
     secret = secret_for(claim.access_key_id)
     if secret is None:
         raise InvalidClientTokenId(_BAD_TOKEN)

@@ -157,6 +157,10 @@ def _zones_for_new_nodes(
 
 def plan_create(request: CreateRequest, placement: Placement, now: datetime) -> CacheClusterSpec:
     engine = request.engine.engine
+    if request.port is not None and not 1 <= request.port <= 65535:
+        raise faults.InvalidParameterValueException(
+            f"Invalid value {request.port} for Port: it must be between 1 and 65535."
+        )
     count = request.num_nodes if request.num_nodes is not None else 1
     _check_node_count(engine, count)
     if request.preferred_zone and request.preferred_zones:
@@ -195,7 +199,7 @@ def plan_create(request: CreateRequest, placement: Placement, now: datetime) -> 
         engine_version=request.engine.version,
         family=request.engine.family,
         node_type=request.node_type.name,
-        port=request.port or DEFAULT_PORTS[engine],
+        port=DEFAULT_PORTS[engine] if request.port is None else request.port,
         az_mode=az_mode,
         subnet_group=request.subnet_group,
         parameter_group=request.parameter_group or request.engine.default_parameter_group,

@@ -14,7 +14,7 @@ from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import tags_param
 from cacheyard.controller import keys
-from cacheyard.domain import faults, identifiers, statuses
+from cacheyard.domain import faults, identifiers, statuses, windows
 from cacheyard.domain.cache_clusters import (
     CacheClusterSpec,
     CreateRequest,
@@ -88,7 +88,9 @@ def _metadata(spec: CacheClusterSpec, params: Params) -> CacheClusterSpec:
     """The settings that are only recorded: windows, topics, security groups."""
     changes: dict[str, Any] = {}
     if params.get("PreferredMaintenanceWindow") is not None:
-        changes["maintenance_window"] = params["PreferredMaintenanceWindow"].lower()
+        changes["maintenance_window"] = windows.maintenance_window(
+            params["PreferredMaintenanceWindow"]
+        )
     if params.get("AutoMinorVersionUpgrade") is not None:
         changes["auto_minor_version_upgrade"] = params["AutoMinorVersionUpgrade"]
     if params.get("SecurityGroupIds") is not None:
@@ -111,6 +113,8 @@ def _metadata(spec: CacheClusterSpec, params: Params) -> CacheClusterSpec:
             raise faults.InvalidParameterValueException(
                 "SnapshotRetentionLimit must be between 0 and 35."
             )
+        if param == "SnapshotWindow":
+            windows.snapshot_window(params[param])
         changes[attr] = params[param]
     return replace(spec, **changes)
 

@@ -21,7 +21,7 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
         "Engine": spec.engine,
         "EngineVersion": spec.engine_version,
         "CacheClusterStatus": record.status,
-        "NumCacheNodes": len(observed) if pending else len(spec.nodes),
+        "NumCacheNodes": len(_answered(observed)) if pending else len(spec.nodes),
         "PreferredAvailabilityZone": spec.preferred_zone,
         "CacheClusterCreateTime": spec.created_at,
         "PreferredMaintenanceWindow": spec.maintenance_window,
@@ -80,7 +80,7 @@ def _pending(
 ) -> dict[str, Any]:
     if record.status != statuses.MODIFYING:
         return {}
-    present = set(observed)
+    present = _answered(observed)
     wanted = set(spec.node_ids)
     if present == wanted:
         return {}
@@ -89,3 +89,8 @@ def _pending(
     if removing:
         pending["CacheNodeIdsToRemove"] = removing
     return pending
+
+
+def _answered(observed: dict[str, dict[str, Any]]) -> set[str]:
+    """The nodes that have answered; one that is only being started is still pending."""
+    return {n for n, seen in observed.items() if seen.get("status") != statuses.NODE_CREATING}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cacheyard.api.handlers.context import Context
@@ -28,7 +28,10 @@ async def describe(ctx: Context, params: Params) -> Params:
         raise faults.InvalidParameterCombinationException("StartTime must be before EndTime.")
     if start is None:
         minutes = duration if duration is not None else DEFAULT_DURATION_MINUTES
-        start = (end or now) - timedelta(minutes=minutes)
+        window_end, span = end or now, timedelta(minutes=minutes)
+        # An end near the start of time would underflow; no event is older anyway.
+        earliest = datetime.min.replace(tzinfo=UTC)
+        start = window_end - span if window_end - earliest > span else earliest
     if params.get("SourceIdentifier") and not params.get("SourceType"):
         raise faults.InvalidParameterCombinationException(
             "SourceType must be given with SourceIdentifier."
