@@ -405,10 +405,7 @@ def test_too_many_subnets(service: Service, ec: BaseClient) -> None:
 @pytest.mark.parametrize(
     ("operation", "params"),
     [
-        (
-            "create_replication_group",
-            {"ReplicationGroupId": "rg", "ReplicationGroupDescription": "d"},
-        ),
+        ("create_snapshot", {"SnapshotName": "s", "CacheClusterId": "c"}),
         ("describe_snapshots", {}),
     ],
 )

@@ -26,3 +26,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) 
     while not await check():
         assert loop.time() < deadline, f"condition not met within {within}s"
         await asyncio.sleep(0.01)
+
+
+async def seconds_until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> float:
+    """How long ``check`` took to hold (polled as by ``eventually``), for reports."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await eventually(check, within)
+    return loop.time() - started

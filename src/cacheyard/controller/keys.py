@@ -4,6 +4,7 @@ from __future__ import annotations
 
 CACHE_CLUSTER = "cache-cluster"
 CACHE_SUBNET_GROUP = "cache-subnet-group"
+REPLICATION_GROUP = "replication-group"
 
 
 def key(kind: str, resource_id: str) -> str:

@@ -14,6 +14,7 @@ import logging
 from cacheyard.controller import keys
 from cacheyard.controller.cache_clusters import CacheClusterReconciler
 from cacheyard.controller.layout import Layout
+from cacheyard.controller.replication_groups import ReplicationGroupReconciler
 from cacheyard.controller.workqueue import WorkQueue
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
@@ -35,6 +36,7 @@ class Controller:
         self._store = store
         self._layout = layout
         self.clusters = CacheClusterReconciler(store, host, layout, clock)
+        self.groups = ReplicationGroupReconciler(store, host, layout, clock)
         self._queue = WorkQueue(self._handle, workers=workers)
         self._resync: asyncio.Task[None] | None = None
 
@@ -58,6 +60,9 @@ class Controller:
     async def resync(self) -> None:
         async with self._store.transaction() as tx:
             stored = {r.id for r in await tx.all(keys.CACHE_CLUSTER)}
+            groups = [r.id for r in await tx.all(keys.REPLICATION_GROUP)]
+        for group_id in groups:
+            self.enqueue(keys.REPLICATION_GROUP, group_id)
         on_disk = (
             {p.name for p in self._layout.clusters.iterdir() if p.is_dir()}
             if self._layout.clusters.is_dir()
@@ -76,10 +81,22 @@ class Controller:
 
     async def _handle(self, queue_key: str) -> float | None:
         kind, resource_id = keys.split(queue_key)
+        if kind == keys.REPLICATION_GROUP:
+            return await self.groups.reconcile(resource_id)
         if kind == keys.CACHE_CLUSTER:
+            group_id = await self._group_of(resource_id)
+            if group_id is not None:
+                self.enqueue(keys.REPLICATION_GROUP, group_id)
+                return None
             return await self.clusters.reconcile(resource_id)
         log.warning("no reconciler for %s", queue_key)
         return None
+
+    async def _group_of(self, cluster_id: str) -> str | None:
+        """The replication group that owns a member cluster; its reconciler does the work."""
+        async with self._store.transaction() as tx:
+            record = await tx.get(keys.CACHE_CLUSTER, cluster_id)
+        return None if record is None else record.spec.get("replication_group_id")
 
     async def nodes_to_watch(self) -> list[tuple[str, NodeSpec]]:
         """Every node of every cluster that is meant to be up and answering."""
@@ -90,6 +107,10 @@ class Controller:
             if record.status != statuses.AVAILABLE:
                 continue
             spec = load(CacheClusterSpec, record.spec)
-            queue_key = keys.key(keys.CACHE_CLUSTER, spec.cluster_id)
+            queue_key = (
+                keys.key(keys.REPLICATION_GROUP, spec.replication_group_id)
+                if spec.replication_group_id
+                else keys.key(keys.CACHE_CLUSTER, spec.cluster_id)
+            )
             watched.extend((queue_key, self.clusters.node_spec(spec, n)) for n in spec.nodes)
         return watched

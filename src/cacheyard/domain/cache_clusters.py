@@ -54,6 +54,7 @@ class CacheClusterSpec:
     snapshot_retention_limit: int = 0
     snapshot_window: str | None = None
     network_type: str = "ipv4"
+    replication_group_id: str | None = None
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -48,3 +48,29 @@ def recovery_started(node_ids: Iterable[str]) -> str:
 
 def recovery_finished(node_ids: Iterable[str]) -> str:
     return f"Finished recovery for cache nodes {_ids(node_ids)}"
+
+
+REPLICATION_GROUP = "replication-group"
+
+
+def replication_group_created(group_id: str) -> str:
+    return f"Replication group {group_id} created"
+
+
+def replication_group_deleted(group_id: str) -> str:
+    return f"Replication group {group_id} deleted"
+
+
+def test_failover_called(node_group_id: str) -> str:
+    return f"Test Failover API called for node group {node_group_id}"
+
+
+test_failover_called.__test__ = False  # type: ignore[attr-defined]
+
+
+def failover_completed(old_primary: str, new_primary: str) -> str:
+    return f"Failover from primary node {old_primary} to replica node {new_primary} completed"
+
+
+def primary_handed_over(old_primary: str, new_primary: str) -> str:
+    return f"Primary role moved from {old_primary} to {new_primary} as requested"

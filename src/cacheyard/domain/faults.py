@@ -163,6 +163,26 @@ class ReplicationGroupNotFoundFault(Fault):
     pass
 
 
+class ReplicationGroupAlreadyExistsFault(Fault):
+    pass
+
+
+class InvalidReplicationGroupStateFault(Fault):
+    pass
+
+
+class TestFailoverNotAvailableFault(Fault):
+    __test__ = False  # not a pytest test class, whatever its name says
+
+
+class NodeGroupNotFoundFault(Fault):
+    pass
+
+
+class NoOperationFault(Fault):
+    pass
+
+
 class InvalidARNFault(Fault):
     pass
 

@@ -26,6 +26,11 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
     directives = {
         "bind": spec.address,
         "port": str(spec.port),
+        # A primary lists its replicas by their node addresses, and replication
+        # leaves from the node's own address, not 127.0.0.1 (loopback's default
+        # source): per-node firewall rules can then isolate nodes from each other.
+        "replica-announce-ip": spec.address,
+        "bind-source-addr": spec.address,
         # Absolute paths: redis changes into `dir` before it reads some files.
         "dir": str(node_dir),
         "logfile": str(node_dir / ENGINE_LOG),

@@ -29,8 +29,8 @@ class HealthMonitor:
         targets: Callable[[], Awaitable[list[Watched]]],
         notify: Callable[[str], None],
         root: Path,
-        interval: float = 0.2,
-        probe_timeout: float = 0.5,
+        interval: float = 0.1,
+        probe_timeout: float = 0.25,
         failures_to_report: int = 2,
     ) -> None:
         self._host = host

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cacheyard.api.handlers import cache_clusters, engine_versions, events, subnet_groups, tags
+from cacheyard.api.handlers import (
+    cache_clusters,
+    engine_versions,
+    events,
+    replication_groups,
+    subnet_groups,
+    tags,
+)
 from cacheyard.api.handlers.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -25,6 +32,13 @@ HANDLERS: dict[str, Handler] = {
     "ListTagsForResource": tags.list_tags,
     "DescribeEvents": events.describe,
     "DescribeCacheEngineVersions": engine_versions.describe,
+    "CreateReplicationGroup": replication_groups.create,
+    "DescribeReplicationGroups": replication_groups.describe,
+    "ModifyReplicationGroup": replication_groups.modify,
+    "DeleteReplicationGroup": replication_groups.delete,
+    "IncreaseReplicaCount": replication_groups.increase_replicas,
+    "DecreaseReplicaCount": replication_groups.decrease_replicas,
+    "TestFailover": replication_groups.test_failover,
 }
 
 IMPLEMENTED = frozenset(HANDLERS)

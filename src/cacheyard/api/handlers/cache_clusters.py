@@ -11,14 +11,15 @@ from typing import Any
 
 from cacheyard.api.handlers.cluster_view import cluster_view
 from cacheyard.api.handlers.context import Context
+from cacheyard.api.handlers.group_view import current_primary
 from cacheyard.api.handlers.paging import page
-from cacheyard.api.handlers.resources import tags_param
+from cacheyard.api.handlers.replication_groups import get_group, require_available
+from cacheyard.api.handlers.resources import placement_for, tags_param
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
 from cacheyard.domain.cache_clusters import (
     CacheClusterSpec,
     CreateRequest,
-    Placement,
     plan_create,
     plan_reboot,
     plan_resize,
@@ -26,7 +27,11 @@ from cacheyard.domain.cache_clusters import (
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.network import DEFAULT_SUBNET_GROUP
 from cacheyard.domain.node_types import node_type
-from cacheyard.domain.subnet_groups import SubnetGroupSpec, subnets_of
+from cacheyard.domain.replication_groups import (
+    ReplicationGroupSpec,
+    plan_add_replicas,
+    plan_remove_replicas,
+)
 from cacheyard.store import Record, Transaction
 
 Params = dict[str, Any]
@@ -69,19 +74,6 @@ def _require_available(record: Record) -> None:
         raise faults.InvalidCacheClusterStateFault(
             f"Cache cluster {record.id} is not in available state (it is {record.status})."
         )
-
-
-async def _placement(ctx: Context, tx: Transaction, group: str) -> Placement:
-    group_record = await tx.get(keys.CACHE_SUBNET_GROUP, group)
-    if group_record is None:
-        raise faults.CacheSubnetGroupNotFoundFault(f"CacheSubnetGroup {group} not found.")
-    used: set[str] = set()
-    for cluster in await tx.all(keys.CACHE_CLUSTER):
-        used.update(n["address"] for n in cluster.spec["nodes"])
-        if cluster.spec.get("configuration_address"):
-            used.add(cluster.spec["configuration_address"])
-    subnets = subnets_of(load(SubnetGroupSpec, group_record.spec), ctx.network)
-    return Placement(subnets, used)
 
 
 def _metadata(spec: CacheClusterSpec, params: Params) -> CacheClusterSpec:
@@ -127,11 +119,9 @@ def _check_parameter_group(params: Params, expected: str) -> None:
 
 async def create(ctx: Context, params: Params) -> Params:
     cluster_id = identifiers.cache_cluster_id(params["CacheClusterId"])
-    if params.get("ReplicationGroupId"):
-        raise faults.ReplicationGroupNotFoundFault(
-            f"ReplicationGroup {params['ReplicationGroupId']} not found."
-        )
     _refuse_not_yet(params)
+    if params.get("ReplicationGroupId"):
+        return await _add_replica(ctx, cluster_id, params)
     if not params.get("Engine"):
         raise faults.InvalidParameterValueException("The parameter Engine must be provided.")
     if not params.get("CacheNodeType"):
@@ -163,7 +153,7 @@ async def create(ctx: Context, params: Params) -> Params:
             raise faults.CacheClusterAlreadyExistsFault(
                 f"Cache cluster {cluster_id} already exists."
             )
-        placement = await _placement(ctx, tx, request.subnet_group)
+        placement = await placement_for(ctx, tx, request.subnet_group)
         spec = _metadata(plan_create(request, placement, now), params)
         record = Record(
             kind=keys.CACHE_CLUSTER,
@@ -182,12 +172,55 @@ async def create(ctx: Context, params: Params) -> Params:
     return {"CacheCluster": cluster_view(record, show_nodes=False)}
 
 
+async def _add_replica(ctx: Context, cluster_id: str, params: Params) -> Params:
+    """CreateCacheCluster with ReplicationGroupId: a new read replica in that group."""
+    if params.get("Engine") not in (None, "redis"):
+        raise faults.InvalidParameterCombinationException(
+            "A cluster in a replication group must use the redis engine."
+        )
+    now = ctx.clock.now()
+    zone = params.get("PreferredAvailabilityZone")
+    async with ctx.store.transaction() as tx:
+        group_record = await get_group(tx, params["ReplicationGroupId"])
+        require_available(group_record)
+        if await tx.get(keys.CACHE_CLUSTER, cluster_id) is not None:
+            raise faults.CacheClusterAlreadyExistsFault(
+                f"Cache cluster {cluster_id} already exists."
+            )
+        group = load(ReplicationGroupSpec, group_record.spec)
+        engine = ctx.catalog.resolve("redis", group.engine_version)
+        placement = await placement_for(ctx, tx, group.subnet_group)
+        group, (member,) = plan_add_replicas(
+            group, 1, [zone] if zone else [], placement, engine, [], now, [cluster_id]
+        )
+        record = Record(
+            kind=keys.CACHE_CLUSTER,
+            id=cluster_id,
+            arn=ctx.arn("cluster", cluster_id),
+            spec=dump(member),
+            status=statuses.CREATING,
+            observed={},
+            generation=1,
+            observed_generation=0,
+            created_at=now,
+        )
+        await tx.insert(record)
+        await tx.set_tags(record.arn, tags_param(params))
+        await tx.update_spec(
+            keys.REPLICATION_GROUP, group.group_id, dump(group), statuses.MODIFYING
+        )
+    ctx.controller.enqueue(keys.REPLICATION_GROUP, group.group_id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}
+
+
 async def describe(ctx: Context, params: Params) -> Params:
     async with ctx.store.transaction() as tx:
         if params.get("CacheClusterId") is not None:
             records = [await _get(tx, params["CacheClusterId"])]
         else:
             records = await tx.all(keys.CACHE_CLUSTER)
+    if params.get("ShowCacheClustersNotInReplicationGroups"):
+        records = [r for r in records if not r.spec.get("replication_group_id")]
     show = bool(params.get("ShowCacheNodeInfo"))
     views = [cluster_view(r, show_nodes=show) for r in records]
     return page(views, [r.id for r in records], "CacheClusters", params)
@@ -248,7 +281,7 @@ async def _resize(
         raise faults.InvalidParameterCombinationException(
             "AZMode is only supported for Memcached clusters."
         )
-    placement = await _placement(ctx, tx, spec.subnet_group)
+    placement = await placement_for(ctx, tx, spec.subnet_group)
     return plan_resize(
         spec, count, to_remove, new_zones, params.get("AZMode"), placement, ctx.clock.now()
     )
@@ -284,7 +317,23 @@ async def delete(ctx: Context, params: Params) -> Params:
                 f"Cache cluster {record.id} is being deleted."
             )
         _require_available(record)
+        if spec.replication_group_id is not None:
+            return await _delete_replica(ctx, tx, record, spec.replication_group_id)
         spec = replace(spec, deleting=True)
         record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), statuses.DELETING)
     ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
+    return {"CacheCluster": cluster_view(record, show_nodes=False)}
+
+
+async def _delete_replica(ctx: Context, tx: Transaction, record: Record, group_id: str) -> Params:
+    """Deleting a member cluster removes that read replica from its group."""
+    group_record = await get_group(tx, group_id)
+    require_available(group_record)
+    group = plan_remove_replicas(
+        load(ReplicationGroupSpec, group_record.spec), [record.id], current_primary(group_record)
+    )
+    await tx.update_spec(keys.REPLICATION_GROUP, group_id, dump(group), statuses.MODIFYING)
+    spec = replace(load(CacheClusterSpec, record.spec), deleting=True)
+    record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), statuses.DELETING)
+    ctx.controller.enqueue(keys.REPLICATION_GROUP, group_id)
     return {"CacheCluster": cluster_view(record, show_nodes=False)}

@@ -54,6 +54,8 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
     if spec.engine == "redis":
         view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
         view["SnapshotWindow"] = spec.snapshot_window or "05:00-06:00"
+    if spec.replication_group_id is not None:
+        view["ReplicationGroupId"] = spec.replication_group_id
     if spec.configuration_address is not None:
         view["ConfigurationEndpoint"] = {"Address": spec.configuration_address, "Port": spec.port}
     if record.status == statuses.CREATING and not observed:

@@ -8,9 +8,10 @@ from typing import Any
 from cacheyard.api.handlers.context import Context
 from cacheyard.controller import keys
 from cacheyard.domain import arns, faults, statuses
-from cacheyard.domain.codec import dump
+from cacheyard.domain.cache_clusters import Placement
+from cacheyard.domain.codec import dump, load
 from cacheyard.domain.network import DEFAULT_SUBNET_GROUP, VPC_ID
-from cacheyard.domain.subnet_groups import SubnetGroupSpec
+from cacheyard.domain.subnet_groups import SubnetGroupSpec, subnets_of
 from cacheyard.store import Record, Transaction
 
 MAX_TAGS = 50
@@ -18,6 +19,11 @@ MAX_TAGS = 50
 # The resource-type word in an ARN, the store kind, and the fault for a missing one.
 ARN_KINDS: dict[str, tuple[str, type[faults.Fault], str]] = {
     "cluster": (keys.CACHE_CLUSTER, faults.CacheClusterNotFoundFault, "CacheCluster"),
+    "replicationgroup": (
+        keys.REPLICATION_GROUP,
+        faults.ReplicationGroupNotFoundFault,
+        "ReplicationGroup",
+    ),
     "subnetgroup": (
         keys.CACHE_SUBNET_GROUP,
         faults.CacheSubnetGroupNotFoundFault,
@@ -50,6 +56,24 @@ async def resource_for_arn(ctx: Context, tx: Transaction, arn_text: str) -> Reco
     if record is None or record.status == statuses.DELETING:
         raise not_found(f"{label} {arn.resource_id} not found.")
     return record
+
+
+async def placement_for(ctx: Context, tx: Transaction, group: str) -> Placement:
+    """The subnets of a subnet group and every address already taken."""
+    group_record = await tx.get(keys.CACHE_SUBNET_GROUP, group)
+    if group_record is None:
+        raise faults.CacheSubnetGroupNotFoundFault(f"CacheSubnetGroup {group} not found.")
+    used: set[str] = set()
+    for cluster in await tx.all(keys.CACHE_CLUSTER):
+        used.update(n["address"] for n in cluster.spec["nodes"])
+        if cluster.spec.get("configuration_address"):
+            used.add(cluster.spec["configuration_address"])
+    for replication_group in await tx.all(keys.REPLICATION_GROUP):
+        used.update(
+            (replication_group.spec["primary_endpoint"], replication_group.spec["reader_endpoint"])
+        )
+    subnets = subnets_of(load(SubnetGroupSpec, group_record.spec), ctx.network)
+    return Placement(subnets, used)
 
 
 async def ensure_default_subnet_group(ctx: Context) -> None:

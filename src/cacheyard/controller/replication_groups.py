@@ -1,0 +1,409 @@
+"""The replication group reconciler: processes, roles, endpoints and failover.
+
+One pass looks at every member (its process, its INFO replication) and takes
+the next steps toward "one answering primary that binds the primary endpoint,
+every other member a replica of it with its link up, the reader endpoint on a
+synced replica". When the primary is gone or does not answer it promotes the
+synced replica with the highest offset (see :mod:`.failover`). Which member is
+primary is recorded in the group's observed state, so a restarted control
+plane keeps the roles it found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cacheyard.controller import failover
+from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP
+from cacheyard.controller.layout import Layout
+from cacheyard.domain import events, statuses
+from cacheyard.domain.cache_clusters import CacheClusterSpec
+from cacheyard.domain.clock import Clock
+from cacheyard.domain.codec import dump, load
+from cacheyard.domain.node_types import node_type
+from cacheyard.domain.replication_groups import ReplicationGroupSpec
+from cacheyard.engines import replication
+from cacheyard.engines.errors import EngineError
+from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.spec import NodeSpec
+from cacheyard.store import Record, Store
+
+log = logging.getLogger(__name__)
+
+RETRY = 0.05
+INFO_TIMEOUT = 0.25
+# An isolated primary refuses writes once no replica acknowledged for this long.
+MIN_REPLICAS_MAX_LAG = 2
+
+
+@dataclass
+class Member:
+    """One member cluster as this pass sees it."""
+
+    record: Record
+    spec: CacheClusterSpec
+    node: NodeSpec
+    running: bool
+    info: replication.ReplicationInfo | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.cluster_id
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    @property
+    def answering(self) -> bool:
+        return self.running and self.info is not None
+
+
+@dataclass
+class GroupPass:
+    """The group's observed state being updated by one pass, and what to record."""
+
+    observed: dict[str, Any]
+    group_events: list[str] = field(default_factory=list)
+    member_events: list[tuple[str, str]] = field(default_factory=list)
+    ready: bool = True
+
+    @property
+    def primary(self) -> str | None:
+        value = self.observed.get("primary")
+        return str(value) if value is not None else None
+
+    def seen(self, member_id: str) -> dict[str, Any]:
+        members: dict[str, dict[str, Any]] = self.observed.setdefault("members", {})
+        return members.setdefault(member_id, {"synced": False, "status": statuses.NODE_CREATING})
+
+
+class ReplicationGroupReconciler:
+    def __init__(self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock) -> None:
+        self._store = store
+        self._host = host
+        self._layout = layout
+        self._clock = clock
+
+    def member_node(
+        self, group: ReplicationGroupSpec, spec: CacheClusterSpec, primary: NodeSpec | None
+    ) -> NodeSpec:
+        """The engine for a member; a replica starts already pointing at the primary, so a
+        returning old primary can never come back writable (fencing)."""
+        config = {
+            "min-replicas-to-write": "1" if group.automatic_failover else "0",
+            "min-replicas-max-lag": str(MIN_REPLICAS_MAX_LAG),
+        }
+        if primary is not None and primary.address != spec.nodes[0].address:
+            config["replicaof"] = f"{primary.address} {primary.port}"
+        return NodeSpec(
+            engine="redis",
+            node_dir=self._layout.node(spec.cluster_id, spec.nodes[0].node_id),
+            address=spec.nodes[0].address,
+            port=spec.port,
+            max_memory_mb=node_type(spec.node_type).memory_mb,
+            redis_config=config,
+        )
+
+    async def reconcile(self, group_id: str) -> float | None:
+        async with self._store.transaction() as tx:
+            record = await tx.get(REPLICATION_GROUP, group_id)
+            member_records = [
+                r
+                for r in await tx.all(CACHE_CLUSTER)
+                if r.spec.get("replication_group_id") == group_id
+            ]
+        if record is None:
+            for leftover in member_records:
+                await self._remove_member(leftover)
+            return None
+        group = load(ReplicationGroupSpec, record.spec)
+        work = GroupPass(observed=dict(record.observed))
+        for member_record in member_records:
+            if member_record.spec.get("deleting") or member_record.id not in group.member_ids:
+                await self._remove_member(member_record)
+                work.observed.get("members", {}).pop(member_record.id, None)
+        live = {
+            r.id: r
+            for r in member_records
+            if r.id in group.member_ids and not r.spec.get("deleting")
+        }
+        if group.deleting:
+            return await self._finish_delete(group, live)
+        if set(live) != set(group.member_ids):
+            return RETRY  # the handler's transaction is not visible yet
+        work.observed.setdefault("primary", group.preferred_primary)
+        members = await self._observe(group, live, work)
+        try:
+            await self._converge(group, members, work)
+        except EngineError as exc:
+            log.warning("replication group %s: %s", group_id, exc)
+            work.ready = False
+        await self._record(record, group, members, work)
+        return None if work.ready else RETRY
+
+    async def _observe(
+        self, group: ReplicationGroupSpec, live: dict[str, Record], work: GroupPass
+    ) -> dict[str, Member]:
+        running = self._host.find_all(self._layout.clusters)
+        primary_spec = load(CacheClusterSpec, live[work.primary or group.preferred_primary].spec)
+        primary_node = self.member_node(group, primary_spec, None)
+        members = {}
+        for member_id in group.member_ids:
+            spec = load(CacheClusterSpec, live[member_id].spec)
+            node = self.member_node(group, spec, primary_node)
+            members[member_id] = Member(live[member_id], spec, node, node.node_dir in running)
+        infos = await asyncio.gather(
+            *(
+                replication.replication_info(m.address, m.node.port, INFO_TIMEOUT)
+                if m.running
+                else _nothing()
+                for m in members.values()
+            )
+        )
+        for member, info in zip(members.values(), infos, strict=True):
+            member.info = info
+        return members
+
+    async def _converge(
+        self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
+    ) -> None:
+        await failover.handle_test_failover(self._host, group, members, work)
+        primary = members[work.primary or group.preferred_primary]
+        if not primary.answering:
+            promoted = await failover.promote(self._host, group, members, work)
+            if promoted is None:
+                await self._restart_in_place(group, primary, None, work)
+                work.ready = False
+                return
+            primary = promoted
+        elif group.switchover_seq > work.observed.get("switchover_seq", 0):
+            primary = await failover.switch_over(
+                group, members, members[group.preferred_primary], work
+            )
+        elif not group.automatic_failover and primary.id != group.preferred_primary:
+            # Without automatic failover the original primary is rebuilt from a replica
+            # and then takes its role back, as ElastiCache replaces a failed primary.
+            preferred = members[group.preferred_primary]
+            if preferred.answering and work.seen(preferred.id).get("synced"):
+                primary = await failover.switch_over(group, members, preferred, work)
+        for member in members.values():
+            if member.id == primary.id:
+                continue
+            if not member.running:
+                await self._restart_in_place(group, member, primary, work)
+            elif member.info is not None and (
+                member.info.role == "primary" or member.info.primary_address != primary.address
+            ):
+                await replication.make_replica(
+                    member.address, member.node.port, primary.address, primary.node.port
+                )
+        if primary.info is not None and primary.info.role != "primary":
+            await replication.make_primary(primary.address, primary.node.port)
+        await self._apply_settings(group, members)
+        self._update_sync_flags(members, primary, work)
+        await self._place_endpoints(group, members, primary, work)
+
+    async def _restart_in_place(
+        self,
+        group: ReplicationGroupSpec,
+        member: Member,
+        primary: Member | None,
+        work: GroupPass,
+    ) -> None:
+        seen = work.seen(member.id)
+        if seen["status"] == statuses.NODE_AVAILABLE:
+            work.member_events.append((member.id, events.recovery_started(["0001"])))
+            seen["recovering"] = True
+        seen["status"] = statuses.NODE_CREATING if not seen.get("recovering") else "rebooting"
+        seen["synced"] = False
+        node = self.member_node(group, member.spec, primary.node if primary else None)
+        node.node_dir.mkdir(parents=True, exist_ok=True)
+        self._host.start(node)
+        member.running = True
+        member.info = None
+        work.ready = False
+
+    async def _apply_settings(
+        self, group: ReplicationGroupSpec, members: dict[str, Member]
+    ) -> None:
+        wanted = {
+            "min-replicas-to-write": "1" if group.automatic_failover else "0",
+            "min-replicas-max-lag": str(MIN_REPLICAS_MAX_LAG),
+        }
+        await asyncio.gather(
+            *(
+                replication.set_config(m.address, m.node.port, wanted)
+                for m in members.values()
+                if m.answering
+            )
+        )
+
+    async def _place_endpoints(
+        self,
+        group: ReplicationGroupSpec,
+        members: dict[str, Member],
+        primary: Member,
+        work: GroupPass,
+    ) -> None:
+        reader = next(
+            (
+                m
+                for m in members.values()
+                if m.id != primary.id and m.answering and work.seen(m.id).get("synced")
+            ),
+            primary,
+        )
+        wanted = {m.id: [m.address] for m in members.values()}
+        wanted[primary.id].append(group.primary_endpoint)
+        wanted[reader.id].append(group.reader_endpoint)
+        bound = {
+            m.id: await replication.bound_addresses(m.address, m.node.port)
+            for m in members.values()
+            if m.answering
+        }
+        # Release first: an address can only be bound once it is free.
+        for member_id, addresses in bound.items():
+            if addresses is None:
+                continue
+            member = members[member_id]
+            lost = [a for a in addresses if a not in wanted[member_id]]
+            if lost:
+                await replication.bind(member.address, member.node.port, wanted[member_id])
+                for address in lost:
+                    await replication.drop_clients(member.address, member.node.port, address)
+        for member_id, addresses in bound.items():
+            if addresses is None or sorted(addresses) == sorted(wanted[member_id]):
+                continue
+            member = members[member_id]
+            if not await replication.bind(member.address, member.node.port, wanted[member_id]):
+                work.ready = False
+        work.observed["reader"] = reader.id
+
+    def _update_sync_flags(
+        self, members: dict[str, Member], primary: Member, work: GroupPass
+    ) -> None:
+        for member in members.values():
+            seen = work.seen(member.id)
+            info = member.info
+            if member.id == primary.id:
+                up = member.answering
+            else:
+                up = (
+                    info is not None
+                    and info.role == "replica"
+                    and info.link_up
+                    and not info.syncing
+                    and info.primary_address == primary.address
+                )
+            seen["synced"] = bool(up)
+            if not up:
+                work.ready = False
+                continue
+            if seen["status"] == statuses.NODE_CREATING:
+                work.member_events.append(
+                    (member.id, events.node_added("0001", member.spec.nodes[0].zone))
+                )
+            if seen.pop("recovering", False):
+                work.member_events.append((member.id, events.recovery_finished(["0001"])))
+            seen["status"] = statuses.NODE_AVAILABLE
+
+    async def _record(
+        self,
+        record: Record,
+        group: ReplicationGroupSpec,
+        members: dict[str, Member],
+        work: GroupPass,
+    ) -> None:
+        now = self._clock.now()
+        pending = len(group.test_failovers) > work.observed.get("test_failovers", 0) or (
+            group.switchover_seq > work.observed.get("switchover_seq", 0)
+        )
+        status = statuses.AVAILABLE if work.ready and not pending else None
+        async with self._store.transaction() as tx:
+            changed = await tx.update_observed(
+                REPLICATION_GROUP,
+                group.group_id,
+                work.observed,
+                status=status,
+                generation=record.generation,
+            )
+            if changed and record.status == statuses.CREATING:
+                work.group_events.append(events.replication_group_created(group.group_id))
+            for message in work.group_events:
+                await tx.add_event(
+                    events.Event(events.REPLICATION_GROUP, group.group_id, message, now)
+                )
+            for member_id, message in work.member_events:
+                await tx.add_event(events.Event(events.CACHE_CLUSTER, member_id, message, now))
+            for member in members.values():
+                seen = work.seen(member.id)
+                member_ready = seen["status"] == statuses.NODE_AVAILABLE
+                observed = {"nodes": {"0001": {"status": seen["status"]}}}
+                await tx.update_observed(
+                    CACHE_CLUSTER,
+                    member.id,
+                    observed,
+                    status=statuses.AVAILABLE if member_ready else None,
+                    generation=member.record.generation,
+                )
+
+    async def _remove_member(self, record: Record) -> None:
+        cluster_dir = self._layout.cluster(record.id)
+        running = self._host.find_all(cluster_dir)
+        await asyncio.gather(*(self._host.stop(path) for path in running))
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+        async with self._store.transaction() as tx:
+            if await tx.get(CACHE_CLUSTER, record.id) is not None:
+                await tx.delete(CACHE_CLUSTER, record.id)
+                await tx.add_event(
+                    events.Event(
+                        events.CACHE_CLUSTER, record.id, events.cluster_deleted(), self._clock.now()
+                    )
+                )
+
+    async def _finish_delete(
+        self, group: ReplicationGroupSpec, live: dict[str, Record]
+    ) -> float | None:
+        """Delete the group; with RetainPrimaryCluster its primary stays as a plain cluster."""
+        for member_id, member_record in live.items():
+            spec = load(CacheClusterSpec, member_record.spec)
+            node = self.member_node(group, spec, None)
+            bound = await replication.bound_addresses(node.address, node.port)
+            if bound is not None:
+                await replication.make_primary(node.address, node.port)
+                await replication.set_config(
+                    node.address, node.port, {"min-replicas-to-write": "0"}
+                )
+                if bound != [node.address]:
+                    await replication.bind(node.address, node.port, [node.address])
+                    for address in bound:
+                        if address != node.address:
+                            await replication.drop_clients(node.address, node.port, address)
+            async with self._store.transaction() as tx:
+                await tx.update_spec(
+                    CACHE_CLUSTER, member_id, dump(_standalone(spec)), statuses.AVAILABLE
+                )
+        async with self._store.transaction() as tx:
+            await tx.delete(REPLICATION_GROUP, group.group_id)
+            await tx.add_event(
+                events.Event(
+                    events.REPLICATION_GROUP,
+                    group.group_id,
+                    events.replication_group_deleted(group.group_id),
+                    self._clock.now(),
+                )
+            )
+        return None
+
+
+def _standalone(spec: CacheClusterSpec) -> CacheClusterSpec:
+    return replace(spec, replication_group_id=None)
+
+
+async def _nothing() -> None:
+    return None

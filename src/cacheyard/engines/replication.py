@@ -1,0 +1,278 @@
+"""The Redis replication controls that failover is reconciled with.
+
+Each call opens one connection of its own, bounded by ``timeout`` as a whole,
+and never retries: the reconciler's loop is the retry, and a node that hangs
+(SIGSTOP) must cost no more than the timeout. Queries answer None when the
+node cannot be read, since "unknown" is an observation the reconciler acts on;
+commands raise EngineError, since a step that did not happen must not be
+recorded as done.
+
+Replies are read raw (RESP2, no redis-py reply callbacks) and parsed here:
+redis-py's INFO parser guesses value types, and its CLIENT KILL callback turns
+a count of 0 into False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from cacheyard.engines.errors import EngineError
+
+_UNREACHABLE = (RedisError, OSError, TimeoutError)
+# Subscribed clients are TYPE pubsub, not normal: both are dropped with an
+# endpoint, while replica and master links (the other types) are kept.
+_CLIENT_TYPES_DROPPED = ("normal", "pubsub")
+
+
+@dataclass(frozen=True)
+class ReplicaSeen:
+    """One replica as its primary lists it (by its replica-announce-ip)."""
+
+    address: str
+    port: int
+    offset: int
+    online: bool
+
+
+@dataclass(frozen=True)
+class ReplicationInfo:
+    """A node's own view of its replication, from INFO replication."""
+
+    role: Literal["primary", "replica"]
+    offset: int
+    link_up: bool
+    syncing: bool
+    primary_address: str | None
+    primary_port: int | None
+    replicas: tuple[ReplicaSeen, ...]
+    replid: str
+
+
+async def replication_info(
+    address: str,
+    port: int,
+    timeout: float = 0.5,  # noqa: ASYNC109
+) -> ReplicationInfo | None:
+    """The node's role, offset and links; None when it does not answer in time."""
+    replies = await _query(address, port, timeout, ("INFO", "replication"))
+    return None if replies is None else _parse_replication(replies[0])
+
+
+async def make_primary(address: str, port: int, timeout: float = 1.0) -> None:  # noqa: ASYNC109
+    """REPLICAOF NO ONE: a no-op on a primary.
+
+    The node keeps its old replication id as its second one, so replicas that
+    followed the same primary (and are not ahead of this node) resync partially.
+    """
+    await _command(address, port, timeout, ("REPLICAOF", "NO", "ONE"))
+
+
+async def make_replica(
+    address: str,
+    port: int,
+    primary: str,
+    primary_port: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> None:
+    """REPLICAOF primary primary_port.
+
+    Redis itself answers "Already connected to specified master" when the node
+    follows that primary already, leaving the link (and any sync under way)
+    alone, so repeating this never causes a resync.
+    """
+    await _command(address, port, timeout, ("REPLICAOF", primary, str(primary_port)))
+
+
+async def bound_addresses(
+    address: str,
+    port: int,
+    timeout: float = 0.5,  # noqa: ASYNC109
+) -> list[str] | None:
+    """The addresses the node listens on (CONFIG GET bind); None when unreadable."""
+    replies = await _query(address, port, timeout, ("CONFIG", "GET", "bind"))
+    if replies is None:
+        return None
+    _name, value = replies[0]
+    return str(value).split()
+
+
+async def bind(
+    address: str,
+    port: int,
+    addresses: Sequence[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> bool:
+    """CONFIG SET bind: True once the node listens on exactly ``addresses``.
+
+    False when redis refuses, typically because another process still holds
+    one of the addresses; redis then keeps listening where it did. Clients
+    already accepted on an address that is dropped stay connected (see
+    drop_clients). Keep ``address`` among ``addresses``: it is how the node
+    is reached.
+    """
+    if not addresses:
+        raise ValueError("an empty bind would listen on every interface")
+    try:
+        await _exchange(address, port, timeout, ("CONFIG", "SET", "bind", " ".join(addresses)))
+    except ResponseError:
+        return False
+    except _UNREACHABLE as exc:
+        raise _failed("CONFIG SET bind", address, port, exc) from exc
+    return True
+
+
+async def drop_clients(
+    address: str,
+    port: int,
+    local_address: str,
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> int:
+    """Disconnect the clients that came in through ``local_address``; how many.
+
+    For a node that has released an endpoint address: its clients there would
+    otherwise keep talking to it. Replication links are never dropped.
+    """
+    laddr = f"{local_address}:{port}"
+    commands = [("CLIENT", "KILL", "LADDR", laddr, "TYPE", kind) for kind in _CLIENT_TYPES_DROPPED]
+    replies = await _command(address, port, timeout, *commands)
+    return sum(int(reply) for reply in replies)
+
+
+async def set_config(
+    address: str,
+    port: int,
+    values: Mapping[str, str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> None:
+    """CONFIG SET of every pair at once: redis applies all of them or none."""
+    if values:
+        pairs = [word for item in values.items() for word in item]
+        await _command(address, port, timeout, ("CONFIG", "SET", *pairs))
+
+
+async def pause_writes(
+    address: str,
+    port: int,
+    milliseconds: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> None:
+    """CLIENT PAUSE ms WRITE: writes wait (not refused) while reads answer.
+
+    A waiting write runs when the pause ends, or is answered READONLY if the
+    node became a replica meanwhile: a planned switchover loses no write. A
+    client that gives up and disconnects during the pause loses its write.
+    """
+    await _command(address, port, timeout, ("CLIENT", "PAUSE", str(milliseconds), "WRITE"))
+
+
+async def unpause(address: str, port: int, timeout: float = 1.0) -> None:  # noqa: ASYNC109
+    """CLIENT UNPAUSE: the queued writes run now."""
+    await _command(address, port, timeout, ("CLIENT", "UNPAUSE"))
+
+
+async def _query(
+    address: str,
+    port: int,
+    timeout: float,  # noqa: ASYNC109
+    *commands: tuple[str, ...],
+) -> list[Any] | None:
+    try:
+        return await _exchange(address, port, timeout, *commands)
+    except _UNREACHABLE:
+        return None
+
+
+async def _command(
+    address: str,
+    port: int,
+    timeout: float,  # noqa: ASYNC109
+    *commands: tuple[str, ...],
+) -> list[Any]:
+    try:
+        return await _exchange(address, port, timeout, *commands)
+    except _UNREACHABLE as exc:
+        raise _failed(" ".join(commands[0][:2]), address, port, exc) from exc
+
+
+async def _exchange(
+    address: str,
+    port: int,
+    timeout: float,  # noqa: ASYNC109
+    *commands: tuple[str, ...],
+) -> list[Any]:
+    """Run the commands in order on a fresh connection; their raw replies.
+
+    An error reply raises ResponseError and stops there.
+    """
+    connection = Connection(
+        host=address,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,  # the reply shapes parsed in this module
+        decode_responses=True,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            replies: list[Any] = []
+            for command in commands:  # the first send connects
+                await connection.send_command(*command)
+                replies.append(await connection.read_response())
+            return replies
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await connection.disconnect()
+
+
+def _failed(what: str, address: str, port: int, exc: BaseException) -> EngineError:
+    return EngineError(f"{what} on {address}:{port} failed: {str(exc) or type(exc).__name__}")
+
+
+def _parse_replication(text: str) -> ReplicationInfo:
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if fields["role"] == "master":
+        return ReplicationInfo(
+            role="primary",
+            offset=int(fields["master_repl_offset"]),
+            link_up=True,
+            syncing=False,
+            primary_address=None,
+            primary_port=None,
+            replicas=tuple(
+                _parse_replica(value)
+                for name, value in fields.items()
+                if name.startswith("slave") and name[5:].isdigit()
+            ),
+            replid=fields["master_replid"],
+        )
+    return ReplicationInfo(
+        role="replica",
+        offset=int(fields.get("slave_repl_offset", fields["master_repl_offset"])),
+        link_up=fields["master_link_status"] == "up",
+        syncing=fields["master_sync_in_progress"] == "1",
+        primary_address=fields["master_host"],
+        primary_port=int(fields["master_port"]),
+        replicas=(),
+        replid=fields["master_replid"],
+    )
+
+
+def _parse_replica(value: str) -> ReplicaSeen:
+    """One ``slaveN:ip=...,port=...,state=online,offset=...,lag=...`` line."""
+    attributes = dict(item.split("=", 1) for item in value.split(","))
+    return ReplicaSeen(
+        address=attributes["ip"],
+        port=int(attributes["port"]),
+        offset=int(attributes["offset"]),
+        online=attributes["state"] == "online",
+    )
