@@ -212,6 +212,21 @@ async def test_the_endpoint_address_moves_and_its_clients_are_dropped(
     assert [r.address for r in (await info(a)).replicas if r.online] == [c.address]
 
 
+@pytest.mark.timeout(10)
+async def test_a_hung_holder_keeps_the_endpoint_until_it_is_killed(
+    host: LocalEngineHost, redis_spec: SpecFactory
+) -> None:
+    a, b = await start(host, redis_spec, "a", "b")
+    endpoint = new_address()
+    assert await bind(a.address, PORT, [a.address, endpoint])
+    assert host.kill(a.node_dir, signal.SIGSTOP)
+    assert not await bind(b.address, PORT, [b.address, endpoint])
+
+    assert host.kill(a.node_dir, signal.SIGKILL)
+    took = await seconds_until(lambda: bind(b.address, PORT, [b.address, endpoint]), within=2)
+    print(f"\nendpoint bound by B {took * 1000:.1f} ms after the hung A was killed")
+
+
 @pytest.mark.timeout(20)
 async def test_min_replicas_to_write_refuses_writes_when_the_replica_hangs(
     host: LocalEngineHost, redis_spec: SpecFactory, connect: ClientFactory

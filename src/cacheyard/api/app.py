@@ -8,6 +8,7 @@ XML error AWS would send; anything unexpected is logged and answered as
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -15,12 +16,13 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cacheyard.api import sigv4
 from cacheyard.api.handlers import HANDLERS, Context
 from cacheyard.api.protocol import QueryProtocol
+from cacheyard.controller.faults import FaultInjector
 from cacheyard.domain import faults
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,16 @@ XML = "text/xml"
 
 
 class ElastiCacheApi:
-    def __init__(self, ctx: Context, secret_for: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        secret_for: Callable[[str], str | None],
+        injector: FaultInjector,
+    ) -> None:
         self._ctx = ctx
         self._secret_for = secret_for
         self._protocol = QueryProtocol("elasticache")
+        self._injector = injector
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -74,6 +82,29 @@ class ElastiCacheApi:
             region=self._ctx.region,
         )
 
+    async def inject_fault(self, request: Request) -> Response:
+        """Cacheyard's admin call (not an AWS one): ``POST /_cacheyard/faults`` with JSON
+        ``{"Action": "kill|pause|resume|isolate|heal", "CacheClusterId": ..., "CacheNodeId": ...}``,
+        signed like every other call."""
+        try:
+            body = await request.body()
+            await self._authenticate(request, body)
+            try:
+                payload = json.loads(body)
+                action, cluster_id = str(payload["Action"]), str(payload["CacheClusterId"])
+            except (ValueError, KeyError, TypeError):
+                raise faults.MissingParameter(
+                    "The body must be JSON with Action and CacheClusterId."
+                ) from None
+            done = await self._injector.inject(
+                action, cluster_id, str(payload.get("CacheNodeId", "0001"))
+            )
+            return JSONResponse({"Done": done})
+        except faults.Fault as fault:
+            status, _ = self._protocol.serialize_error(fault, "")
+            code = fault.code if isinstance(fault, faults.CommonFault) else fault.shape_name
+            return JSONResponse({"Error": {"Code": code, "Message": fault.message}}, status)
+
     def _error(self, fault: faults.Fault, request_id: str) -> Response:
         status, payload = self._protocol.serialize_error(fault, request_id)
         return Response(
@@ -82,4 +113,9 @@ class ElastiCacheApi:
 
 
 def create_app(api: ElastiCacheApi) -> Starlette:
-    return Starlette(routes=[Route("/", api.handle, methods=["GET", "POST"])])
+    return Starlette(
+        routes=[
+            Route("/", api.handle, methods=["GET", "POST"]),
+            Route("/_cacheyard/faults", api.inject_fault, methods=["POST"]),
+        ]
+    )

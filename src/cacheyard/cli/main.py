@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cacheyard.cli import service
+from cacheyard.cli import admin, service
 from cacheyard.cli.credentials import read_files
 from cacheyard.cli.settings import (
     DEFAULT_ADDRESS_BASE,
@@ -166,3 +166,25 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["kill", "pause", "resume", "isolate", "heal"]))
+@click.argument("cache_cluster_id")
+@click.option("--node-id", default="0001", show_default=True)
+@data_dir_option
+def fault(action: str, cache_cluster_id: str, node_id: str, data_dir: Path) -> None:
+    """Inject a fault into a node: kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT),
+    isolate (drop its traffic with nftables) or heal."""
+    settings = Settings(data_dir=data_dir.resolve())
+    pair = read_files(settings)
+    if pair is None or not settings.endpoint_file.exists():
+        raise click.ClickException(f"No running service found for {settings.data_dir}.")
+    endpoint = settings.endpoint_file.read_text().strip()
+    status, answer = admin.post_fault(
+        endpoint, _region(settings), pair, action, cache_cluster_id, node_id
+    )
+    if status != 200:
+        error = answer.get("Error", {})
+        raise click.ClickException(f"{error.get('Code')}: {error.get('Message')}")
+    console.print(answer["Done"])

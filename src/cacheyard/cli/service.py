@@ -20,6 +20,7 @@ from cacheyard.api.handlers import Context
 from cacheyard.api.handlers.resources import ensure_default_subnet_group
 from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
 from cacheyard.cli.settings import Settings
+from cacheyard.controller.faults import FaultInjector
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.manager import Controller
 from cacheyard.domain.clock import SystemClock
@@ -99,7 +100,11 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         await controller.start()
         monitor.start()
         config = uvicorn.Config(
-            create_app(ElastiCacheApi(ctx, secrets.get)),
+            create_app(
+                ElastiCacheApi(
+                    ctx, secrets.get, FaultInjector(store, host, layout, controller.enqueue)
+                )
+            ),
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -219,7 +219,8 @@ class ReplicationGroupReconciler:
         if seen["status"] == statuses.NODE_AVAILABLE:
             work.member_events.append((member.id, events.recovery_started(["0001"])))
             seen["recovering"] = True
-        seen["status"] = statuses.NODE_CREATING if not seen.get("recovering") else "rebooting"
+        if seen.get("recovering"):
+            seen["status"] = statuses.NODE_REBOOTING
         seen["synced"] = False
         node = self.member_node(group, member.spec, primary.node if primary else None)
         node.node_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +304,10 @@ class ReplicationGroupReconciler:
             seen["synced"] = bool(up)
             if not up:
                 work.ready = False
+                if seen["status"] == statuses.NODE_AVAILABLE:
+                    seen["status"] = statuses.NODE_REBOOTING
+                    seen["recovering"] = True
+                    work.member_events.append((member.id, events.recovery_started(["0001"])))
                 continue
             if seen["status"] == statuses.NODE_CREATING:
                 work.member_events.append(
@@ -342,13 +347,17 @@ class ReplicationGroupReconciler:
                 await tx.add_event(events.Event(events.CACHE_CLUSTER, member_id, message, now))
             for member in members.values():
                 seen = work.seen(member.id)
-                member_ready = seen["status"] == statuses.NODE_AVAILABLE
-                observed = {"nodes": {"0001": {"status": seen["status"]}}}
+                if seen["status"] == statuses.NODE_AVAILABLE:
+                    member_status: str | None = statuses.AVAILABLE
+                elif seen.get("recovering"):
+                    member_status = statuses.REBOOTING_CLUSTER
+                else:
+                    member_status = None  # still creating
                 await tx.update_observed(
                     CACHE_CLUSTER,
                     member.id,
-                    observed,
-                    status=statuses.AVAILABLE if member_ready else None,
+                    {"nodes": {"0001": {"status": seen["status"]}}},
+                    status=member_status,
                     generation=member.record.generation,
                 )
 

@@ -19,7 +19,18 @@ Engine = Literal["redis", "memcached"]
 # Directives that make the node what it is (its identity, its supervision):
 # a parameter group must never be able to change them.
 RESERVED_REDIS_DIRECTIVES = frozenset(
-    {"bind", "port", "dir", "logfile", "daemonize", "pidfile", "include", "supervised"}
+    {
+        "bind",
+        "port",
+        "dir",
+        "logfile",
+        "daemonize",
+        "pidfile",
+        "include",
+        "supervised",
+        "replica-announce-ip",
+        "bind-source-addr",
+    }
 )
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
 
