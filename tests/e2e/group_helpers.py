@@ -16,6 +16,8 @@ import pytest
 import redis
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from service_helpers import wait_for
 
 NODE_TYPE = "cache.t3.micro"
@@ -126,7 +128,16 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
 
 
 def connect(address: str, port: int = PORT, timeout: float = 2.0) -> redis.Redis:
-    return redis.Redis(host=address, port=port, socket_timeout=timeout, socket_connect_timeout=1)
+    """One connection, never retried behind the caller's back: a retried ``WAIT`` on a new
+    connection would count replicas for nothing written on it."""
+    return redis.Redis(
+        host=address,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+        single_connection_client=True,
+    )
 
 
 def info(address: str, section: str, port: int = PORT) -> dict[str, Any]:
@@ -162,7 +173,7 @@ def replica_link_up(address: str, primary: str, port: int = PORT) -> bool:
 def missing_keys(address: str, keys: list[str], port: int = PORT) -> list[str]:
     client = connect(address, port)
     try:
-        missing = []
+        missing: list[str] = []
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             values = client.mget(chunk)

@@ -26,8 +26,33 @@ from botocore.config import Config
 
 from cacheyard.engines.host import LocalEngineHost
 
-_bases = itertools.cycle(range(100 + os.getpid() % 50, 200))
+FIRST_BASE, LAST_BASE = 100, 199
+_next_base = itertools.count(os.getpid() % 50)
 REGION = "us-east-1"
+
+
+def busy_bases() -> set[int]:
+    """Second octets of the 127.x.0.0/16 ranges with a listening TCP socket."""
+    busy = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] != "0A":  # LISTEN
+            continue
+        address = bytes.fromhex(fields[1].split(":")[0])[::-1]  # little-endian
+        if address[0] == 127:
+            busy.add(address[1])
+    return busy
+
+
+def free_base() -> int:
+    """A loopback /16 nobody listens on (a benchmark, a developer's Cacheyard, another run)."""
+    busy = busy_bases()
+    span = LAST_BASE - FIRST_BASE + 1
+    for _ in range(span):
+        base = FIRST_BASE + next(_next_base) % span
+        if base not in busy:
+            return base
+    raise AssertionError("every 127.100-199 range has a listener")
 
 
 def free_port() -> int:
@@ -52,7 +77,7 @@ class Service:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.address_base = next(_bases)
+        self.address_base = free_base()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -186,6 +186,9 @@ def test_test_failover_moves_primary_behind_the_same_endpoint(
     assert role(endpoint) == "master"
     assert run_id(endpoint) == run_id(own[new])
     assert info(endpoint, "server")["run_id"] != old_run_id
+    # the reader endpoint left the promoted member for a replica
+    assert role(reader_address(after)) == "slave"
+    assert run_id(reader_address(after)) != run_id(own[new])
 
     acknowledged = writer.keys()
     assert len(acknowledged) > 200
@@ -198,7 +201,7 @@ def test_test_failover_moves_primary_behind_the_same_endpoint(
     assert len(after["MemberClusters"]) == 3
     assert wait_group_available(ec, GROUP)["Status"] == "available"
 
-    finished = f"Finished recovery for cache nodes 0001"
+    finished = "Finished recovery for cache nodes 0001"
     wait_for(lambda: ("cache-cluster", old, finished) in _events(ec, {GROUP, old}), timeout=15)
     wanted = [
         ("replication-group", GROUP, "Test Failover API called for node group 0001"),

@@ -78,9 +78,11 @@ async def promote(
         old.info = None
     await replication.make_primary(candidate.address, candidate.node.port)
     await _bind_when_free(candidate, [candidate.address, group.primary_endpoint])
-    await _repoint_others(members, candidate, exclude=old.id)
+    work.repointed.update(await _repoint_others(members, candidate, exclude=old.id))
     work.observed["primary"] = candidate.id
     work.seen(old.id)["synced"] = False
+    if not group.automatic_failover:
+        work.observed["rebuilding"] = old.id
     work.group_events.append(events.failover_completed(old.id, candidate.id))
     return candidate
 
@@ -109,7 +111,8 @@ async def switch_over(
         await replication.drop_clients(old.address, old.node.port, group.primary_endpoint)
         await _bind_when_free(target, [target.address, group.primary_endpoint])
         await replication.make_replica(old.address, old.node.port, target.address, target.node.port)
-        await _repoint_others(members, target, exclude=old.id)
+        work.repointed.update(await _repoint_others(members, target, exclude=old.id))
+        work.repointed.add(old.id)
     finally:
         await replication.unpause(old.address, old.node.port)
     work.observed["primary"] = target.id
@@ -141,14 +144,16 @@ async def _bind_when_free(member: Member, addresses: list[str]) -> None:
         await asyncio.sleep(POLL)
 
 
-async def _repoint_others(members: dict[str, Member], primary: Member, exclude: str) -> None:
+async def _repoint_others(members: dict[str, Member], primary: Member, exclude: str) -> set[str]:
+    """Point every other answering member at ``primary``; returns their ids."""
+    others = [m for m in members.values() if m.id not in (primary.id, exclude) and m.answering]
     await asyncio.gather(
         *(
             replication.make_replica(m.address, m.node.port, primary.address, primary.node.port)
-            for m in members.values()
-            if m.id not in (primary.id, exclude) and m.answering
+            for m in others
         )
     )
+    return {m.id for m in others}
 
 
 async def _until_gone(host: LocalEngineHost, member: Member) -> None:

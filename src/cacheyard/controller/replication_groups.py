@@ -69,6 +69,7 @@ class GroupPass:
 
     observed: dict[str, Any]
     group_events: list[str] = field(default_factory=list)
+    repointed: set[str] = field(default_factory=set)
     member_events: list[tuple[str, str]] = field(default_factory=list)
     ready: bool = True
 
@@ -185,12 +186,14 @@ class ReplicationGroupReconciler:
             primary = await failover.switch_over(
                 group, members, members[group.preferred_primary], work
             )
-        elif not group.automatic_failover and primary.id != group.preferred_primary:
-            # Without automatic failover the original primary is rebuilt from a replica
-            # and then takes its role back, as ElastiCache replaces a failed primary.
-            preferred = members[group.preferred_primary]
-            if preferred.answering and work.seen(preferred.id).get("synced"):
-                primary = await failover.switch_over(group, members, preferred, work)
+        elif work.observed.get("rebuilding") in members:
+            # Without automatic failover the failed primary was rebuilt from a replica;
+            # once it has every byte it takes its role back, as ElastiCache replaces it.
+            rebuilt = members[work.observed["rebuilding"]]
+            if rebuilt.answering and work.seen(rebuilt.id).get("synced"):
+                primary = await failover.switch_over(group, members, rebuilt, work)
+                if primary.id == rebuilt.id:
+                    del work.observed["rebuilding"]
         for member in members.values():
             if member.id == primary.id:
                 continue
@@ -199,6 +202,7 @@ class ReplicationGroupReconciler:
             elif member.info is not None and (
                 member.info.role == "primary" or member.info.primary_address != primary.address
             ):
+                work.repointed.add(member.id)
                 await replication.make_replica(
                     member.address, member.node.port, primary.address, primary.node.port
                 )
@@ -304,7 +308,8 @@ class ReplicationGroupReconciler:
             seen["synced"] = bool(up)
             if not up:
                 work.ready = False
-                if seen["status"] == statuses.NODE_AVAILABLE:
+                # A replica just pointed at a new primary is catching up, not failing.
+                if seen["status"] == statuses.NODE_AVAILABLE and member.id not in work.repointed:
                     seen["status"] = statuses.NODE_REBOOTING
                     seen["recovering"] = True
                     work.member_events.append((member.id, events.recovery_started(["0001"])))

@@ -257,7 +257,8 @@ def plan_remove_replicas(
         )
     remaining = tuple(m for m in group.member_ids if m not in to_remove)
     check_failover_settings(len(remaining), group.automatic_failover, group.multi_az)
-    return replace(group, member_ids=remaining)
+    preferred = primary if group.preferred_primary in to_remove else group.preferred_primary
+    return replace(group, member_ids=remaining, preferred_primary=preferred)
 
 
 def record_test_failover(group: ReplicationGroupSpec, now: datetime) -> ReplicationGroupSpec:

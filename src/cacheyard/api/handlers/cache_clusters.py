@@ -329,6 +329,11 @@ async def _delete_replica(ctx: Context, tx: Transaction, record: Record, group_i
     """Deleting a member cluster removes that read replica from its group."""
     group_record = await get_group(tx, group_id)
     require_available(group_record)
+    if record.id == current_primary(group_record):
+        raise faults.InvalidCacheClusterStateFault(
+            f"Cache cluster {record.id} is the primary of replication group {group_id}; "
+            "promote a replica before deleting it."
+        )
     group = plan_remove_replicas(
         load(ReplicationGroupSpec, group_record.spec), [record.id], current_primary(group_record)
     )

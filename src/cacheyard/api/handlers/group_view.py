@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cacheyard.domain import statuses
 from cacheyard.domain.codec import load
 from cacheyard.domain.replication_groups import NODE_GROUP_ID, ReplicationGroupSpec
 from cacheyard.store import Record
@@ -37,7 +36,7 @@ def group_view(record: Record, members: dict[str, Record]) -> dict[str, Any]:
             }
         )
     pending: dict[str, Any] = {}
-    if spec.preferred_primary != primary and record.status == statuses.MODIFYING:
+    if spec.switchover_seq > record.observed.get("switchover_seq", 0):
         pending["PrimaryClusterId"] = spec.preferred_primary
     return {
         "ReplicationGroupId": spec.group_id,
