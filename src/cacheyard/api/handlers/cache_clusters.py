@@ -14,7 +14,12 @@ from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.replication_groups import get_group, require_available
-from cacheyard.api.handlers.resources import placement_for, tags_param
+from cacheyard.api.handlers.resources import (
+    new_record,
+    placement_for,
+    refuse_not_yet,
+    tags_param,
+)
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
 from cacheyard.domain.cache_clusters import (
@@ -49,17 +54,6 @@ _NOT_YET = {
     "ScaleConfig": "Scaling",
     "AuthTokenUpdateStrategy": "AUTH tokens",
 }
-
-
-def _refuse_not_yet(params: Params) -> None:
-    for name, feature in _NOT_YET.items():
-        value = params.get(name)
-        if value not in (None, False, [], ""):
-            raise faults.InvalidParameterValueException(
-                f"{feature} ({name}) is not supported by this Cacheyard version."
-            )
-    if params.get("NetworkType", "ipv4") != "ipv4" or params.get("IpDiscovery", "ipv4") != "ipv4":
-        raise faults.InvalidParameterValueException("Only the ipv4 network type is supported.")
 
 
 async def _get(tx: Transaction, cluster_id: str) -> Record:
@@ -119,7 +113,7 @@ def _check_parameter_group(params: Params, expected: str) -> None:
 
 async def create(ctx: Context, params: Params) -> Params:
     cluster_id = identifiers.cache_cluster_id(params["CacheClusterId"])
-    _refuse_not_yet(params)
+    refuse_not_yet(params, _NOT_YET)
     if params.get("ReplicationGroupId"):
         return await _add_replica(ctx, cluster_id, params)
     if not params.get("Engine"):
@@ -155,17 +149,7 @@ async def create(ctx: Context, params: Params) -> Params:
             )
         placement = await placement_for(ctx, tx, request.subnet_group)
         spec = _metadata(plan_create(request, placement, now), params)
-        record = Record(
-            kind=keys.CACHE_CLUSTER,
-            id=cluster_id,
-            arn=ctx.arn("cluster", cluster_id),
-            spec=dump(spec),
-            status=statuses.CREATING,
-            observed={},
-            generation=1,
-            observed_generation=0,
-            created_at=now,
-        )
+        record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, spec, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
     ctx.controller.enqueue(keys.CACHE_CLUSTER, cluster_id)
@@ -193,17 +177,7 @@ async def _add_replica(ctx: Context, cluster_id: str, params: Params) -> Params:
         group, (member,) = plan_add_replicas(
             group, 1, [zone] if zone else [], placement, engine, [], now, [cluster_id]
         )
-        record = Record(
-            kind=keys.CACHE_CLUSTER,
-            id=cluster_id,
-            arn=ctx.arn("cluster", cluster_id),
-            spec=dump(member),
-            status=statuses.CREATING,
-            observed={},
-            generation=1,
-            observed_generation=0,
-            created_at=now,
-        )
+        record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, member, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags_param(params))
         await tx.update_spec(
@@ -227,7 +201,7 @@ async def describe(ctx: Context, params: Params) -> Params:
 
 
 async def modify(ctx: Context, params: Params) -> Params:
-    _refuse_not_yet(params)
+    refuse_not_yet(params, _NOT_YET)
     async with ctx.store.transaction() as tx:
         record = await _get(tx, params["CacheClusterId"])
         _require_available(record)

@@ -7,12 +7,18 @@ replication group reconciler owns the members' processes and roles.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary, group_view
 from cacheyard.api.handlers.paging import page
-from cacheyard.api.handlers.resources import placement_for, tags_param
+from cacheyard.api.handlers.resources import (
+    new_record,
+    placement_for,
+    refuse_not_yet,
+    tags_param,
+)
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
 from cacheyard.domain.cache_clusters import CacheClusterSpec
@@ -58,11 +64,7 @@ _NOT_YET = {
 
 
 def _refuse_not_yet(params: Params) -> None:
-    for name, feature in _NOT_YET.items():
-        if params.get(name) not in (None, False, [], ""):
-            raise faults.InvalidParameterValueException(
-                f"{feature} ({name}) is not supported by this Cacheyard version."
-            )
+    refuse_not_yet(params, _NOT_YET)
     if (params.get("NumNodeGroups") or 1) != 1 or params.get("ClusterMode", "disabled") not in (
         "disabled",
         "Disabled",
@@ -70,8 +72,6 @@ def _refuse_not_yet(params: Params) -> None:
         raise faults.InvalidParameterValueException(
             "Cluster mode (more than one node group) is not supported by this Cacheyard version."
         )
-    if params.get("NetworkType", "ipv4") != "ipv4" or params.get("IpDiscovery", "ipv4") != "ipv4":
-        raise faults.InvalidParameterValueException("Only the ipv4 network type is supported.")
 
 
 async def get_group(tx: Transaction, group_id: str) -> Record:
@@ -97,18 +97,8 @@ async def _members(tx: Transaction, record: Record) -> dict[str, Record]:
     return found
 
 
-def _member_record(ctx: Context, spec: CacheClusterSpec, now: Any) -> Record:
-    return Record(
-        kind=keys.CACHE_CLUSTER,
-        id=spec.cluster_id,
-        arn=ctx.arn("cluster", spec.cluster_id),
-        spec=dump(spec),
-        status=statuses.CREATING,
-        observed={},
-        generation=1,
-        observed_generation=0,
-        created_at=now,
-    )
+def _member_record(ctx: Context, spec: CacheClusterSpec, now: datetime) -> Record:
+    return new_record(ctx, keys.CACHE_CLUSTER, "cluster", spec.cluster_id, spec, now)
 
 
 async def _view(tx: Transaction, record: Record) -> Params:
@@ -145,17 +135,7 @@ async def create(ctx: Context, params: Params) -> Params:
             group, members = await _new_group(ctx, tx, group_id, params, engine, now)
             adopted = None
         group = _group_metadata(group, params)
-        record = Record(
-            kind=keys.REPLICATION_GROUP,
-            id=group_id,
-            arn=ctx.arn("replicationgroup", group_id),
-            spec=dump(group),
-            status=statuses.CREATING,
-            observed={},
-            generation=1,
-            observed_generation=0,
-            created_at=now,
-        )
+        record = new_record(ctx, keys.REPLICATION_GROUP, "replicationgroup", group_id, group, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
         for member in members:

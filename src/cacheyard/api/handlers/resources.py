@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from cacheyard.api.handlers.context import Context
@@ -30,6 +31,40 @@ ARN_KINDS: dict[str, tuple[str, type[faults.Fault], str]] = {
         "CacheSubnetGroup",
     ),
 }
+
+
+def new_record(
+    ctx: Context,
+    kind: str,
+    arn_type: str,
+    resource_id: str,
+    spec: Any,
+    now: datetime,
+    status: str = statuses.CREATING,
+) -> Record:
+    """A resource as a create call writes it: generation 1, nothing observed yet."""
+    return Record(
+        kind=kind,
+        id=resource_id,
+        arn=ctx.arn(arn_type, resource_id),
+        spec=dump(spec),
+        status=status,
+        observed={},
+        generation=1,
+        observed_generation=0,
+        created_at=now,
+    )
+
+
+def refuse_not_yet(params: Mapping[str, Any], features: Mapping[str, str]) -> None:
+    """Parameters whose feature is not built yet are refused clearly, never ignored."""
+    for name, feature in features.items():
+        if params.get(name) not in (None, False, [], ""):
+            raise faults.InvalidParameterValueException(
+                f"{feature} ({name}) is not supported by this Cacheyard version."
+            )
+    if params.get("NetworkType", "ipv4") != "ipv4" or params.get("IpDiscovery", "ipv4") != "ipv4":
+        raise faults.InvalidParameterValueException("Only the ipv4 network type is supported.")
 
 
 def tags_param(params: Mapping[str, Any]) -> dict[str, str]:
@@ -87,16 +122,14 @@ async def ensure_default_subnet_group(ctx: Context) -> None:
             tuple(ctx.network.default_subnet_ids()),
         )
         await tx.insert(
-            Record(
-                kind=keys.CACHE_SUBNET_GROUP,
-                id=spec.name,
-                arn=ctx.arn("subnetgroup", spec.name),
-                spec=dump(spec),
+            new_record(
+                ctx,
+                keys.CACHE_SUBNET_GROUP,
+                "subnetgroup",
+                spec.name,
+                spec,
+                ctx.clock.now(),
                 status=statuses.SUBNET_ACTIVE,
-                observed={},
-                generation=1,
-                observed_generation=1,
-                created_at=ctx.clock.now(),
             )
         )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
-from cacheyard.api.handlers.resources import subnet_group_view, tags_param
+from cacheyard.api.handlers.resources import new_record, subnet_group_view, tags_param
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, subnet_groups
 from cacheyard.domain.codec import dump, load
@@ -37,16 +37,14 @@ async def create(ctx: Context, params: Params) -> Params:
             raise faults.CacheSubnetGroupAlreadyExistsFault(
                 f"Cache subnet group {name} already exists."
             )
-        record = Record(
-            kind=keys.CACHE_SUBNET_GROUP,
-            id=name,
-            arn=ctx.arn("subnetgroup", name),
-            spec=dump(spec),
+        record = new_record(
+            ctx,
+            keys.CACHE_SUBNET_GROUP,
+            "subnetgroup",
+            name,
+            spec,
+            ctx.clock.now(),
             status=statuses.SUBNET_ACTIVE,
-            observed={},
-            generation=1,
-            observed_generation=1,
-            created_at=ctx.clock.now(),
         )
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
