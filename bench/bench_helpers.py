@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,174 @@ def engine_version(argv: list[str]) -> str:
         return "not installed"
     words = done.stdout.split()
     return words[2] if words[:2] == ["Redis", "server"] else " ".join(words[:2])
+
+
+# -- Added for failover.py and datapath.py ----------------------------------------------------
+
+
+def poll_until(done: Callable[[], bool], timeout: float, poll: float, what: str) -> float:
+    """Call ``done`` every ``poll`` seconds until it is true; seconds waited, BenchError after
+    ``timeout``."""
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"{what} took more than {timeout:.0f} s")
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+def redis_client(address: str, port: int, timeout: float = 0.2) -> redis.Redis:
+    """A client that tries once per command: connect and reply each within ``timeout``."""
+    return redis.Redis(
+        host=address,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+
+
+def redis_info(address: str, port: int, section: str, timeout: float = 0.2) -> dict[str, Any]:
+    """``INFO section`` as a dict, or {} when the server does not answer."""
+    client = redis_client(address, port, timeout)
+    try:
+        info: dict[str, Any] = client.info(section)
+        return info
+    except (RedisError, OSError):
+        return {}
+    finally:
+        client.close()
+
+
+def online_replicas(info: dict[str, Any]) -> int:
+    """Replicas with ``state=online`` in a primary's ``INFO replication``."""
+    count = 0
+    for name, value in info.items():
+        if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online":
+            count += 1
+    return count
+
+
+def bare_redis_conf(address: str, port: int, node_dir: Path, memory_mb: int) -> dict[str, str]:
+    """What a Cacheyard node runs with (engines/launch.py), for a hand-started baseline.
+
+    Replicas announce their own address and replicate from it (not from
+    127.0.0.1, loopback's default source), as Cacheyard's nodes do; a primary
+    then lists them by addresses that reach them.
+    """
+    return {
+        "bind": address,
+        "port": str(port),
+        "replica-announce-ip": address,
+        "bind-source-addr": address,
+        "dir": str(node_dir),
+        "logfile": str(node_dir / "engine.log"),
+        "daemonize": "no",
+        "protected-mode": "no",
+        "save": '""',
+        "appendonly": "no",
+        "maxmemory": f"{memory_mb}mb",
+        "maxmemory-policy": "volatile-lru",
+        "repl-diskless-sync-delay": "0",
+    }
+
+
+def start_process(argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Spawn a baseline process with ``cwd`` as its directory (kill_leftovers finds it)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_redis(
+    address: str,
+    port: int,
+    node_dir: Path,
+    memory_mb: int,
+    extra: dict[str, str] | None = None,
+    *,
+    sentinel: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Write ``node_dir/redis.conf`` (``bare_redis_conf`` plus ``extra``) and run it.
+
+    ``extra`` values are written as they are; ``sentinel`` runs the file with
+    ``--sentinel`` (the file must then be writable: Sentinel rewrites it).
+    """
+    node_dir.mkdir(parents=True, exist_ok=True)
+    directives = bare_redis_conf(address, port, node_dir, memory_mb)
+    directives.update(extra or {})
+    config = node_dir / "redis.conf"
+    config.write_text("".join(f"{name} {value}\n" for name, value in directives.items()))
+    argv = ["redis-server", str(config)]
+    if sentinel:
+        argv.append("--sentinel")
+    return start_process(argv, node_dir)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGCONT (a stopped one cannot act on SIGTERM) and SIGKILL each still running, then reap."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)
+                process.kill()
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/pid/stat`` after the command name (field 3 onward), None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks: with the pid, its identity (pids are reused)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None and fields[0] != "Z" else None
+
+
+def process_in(directory: Path) -> int | None:
+    """The main live process whose working directory is exactly ``directory``.
+
+    That is how Cacheyard ties a node to its engine (``engines/host.py``); a
+    redis fork (BGSAVE) shares the directory, so the one whose parent is not
+    there is the main process.
+    """
+    where = os.path.realpath(directory)
+    found: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") != where:
+                continue
+        except OSError:
+            continue
+        fields = _stat_fields(pid)
+        if fields is not None and fields[0] != "Z":
+            found[pid] = int(fields[1])
+    main = [pid for pid, parent in found.items() if parent not in found]
+    return min(main) if main else None
+
+
+def signal_if_same(pid: int, ticks: int | None, sig: int) -> bool:
+    """Send ``sig`` only if ``pid`` is still the process that started at ``ticks``."""
+    if ticks is None or start_ticks(pid) != ticks:
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True

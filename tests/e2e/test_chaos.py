@@ -17,6 +17,7 @@ from botocore.client import BaseClient
 from group_helpers import (
     Writer,
     all_members_available,
+    connect,
     create_group,
     describe_group,
     missing_keys,
@@ -97,3 +98,28 @@ def test_isolated_primary_is_replaced_and_stale_writes_never_return(service: Ser
     assert list(roles(group).values()).count("primary") == 1
     assert roles(group)[old] == "replica"
     assert missing_keys(primary_address(group), writer.keys()) == []
+
+
+def test_new_primary_dying_right_after_a_failover_keeps_the_data(service: Service) -> None:
+    """Two failures in a row: the second primary dies while the last replica is still
+    being repointed to it. That replica still has every byte and must be promoted,
+    not wiped by a fresh empty primary."""
+    ec = service.client()
+    create_group(ec, "chaos-double")
+    group = wait_group_available(ec, "chaos-double")
+    wait_for(lambda: healthy(ec, "chaos-double"))
+    client = connect(primary_address(group))
+    keys = [f"double:{i}" for i in range(100)]
+    for key in keys:
+        client.set(key, key)
+    assert int(client.execute_command("WAIT", 2, 2000)) == 2
+    client.close()
+    host = LocalEngineHost()
+    first = primary_id(group)
+    assert host.kill(service.data_dir / "clusters" / first / "nodes" / "0001", signal.SIGKILL)
+    wait_for(lambda: primary_id(describe_group(ec, "chaos-double")) != first)
+    second = primary_id(describe_group(ec, "chaos-double"))
+    assert host.kill(service.data_dir / "clusters" / second / "nodes" / "0001", signal.SIGKILL)
+    wait_for(lambda: primary_id(describe_group(ec, "chaos-double")) != second)
+    wait_for(lambda: healthy(ec, "chaos-double"), timeout=30)
+    assert missing_keys(primary_address(describe_group(ec, "chaos-double")), keys) == []

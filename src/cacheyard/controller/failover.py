@@ -1,7 +1,7 @@
 """Moving the primary role: automatic failover, planned switchover, TestFailover.
 
 Failover promotes the replica with the highest replication offset among those
-whose link was up at the last look (never one still syncing), fences the old
+whose process has completed a sync (never one still on its first sync), fences the old
 primary (a hung one is killed, so it can neither keep the endpoint address nor
 take writes again), moves the primary endpoint and repoints the others, which
 resync partially because REPLICAOF NO ONE keeps the replication history.
@@ -53,10 +53,13 @@ async def handle_test_failover(
 
 
 def best_replica(members: dict[str, Member], primary_id: str, work: GroupPass) -> Member | None:
+    """The answering replica with the most data. Only members whose process has completed a
+    sync count: one still on its first sync holds a partial dataset; one merely being
+    repointed to a new primary still holds everything up to its offset."""
     candidates = [
         m
         for m in members.values()
-        if m.id != primary_id and m.answering and work.seen(m.id).get("synced")
+        if m.id != primary_id and m.answering and work.seen(m.id).get("has_data")
     ]
     return max(candidates, key=lambda m: m.info.offset if m.info else -1, default=None)
 

@@ -226,6 +226,7 @@ class ReplicationGroupReconciler:
         if seen.get("recovering"):
             seen["status"] = statuses.NODE_REBOOTING
         seen["synced"] = False
+        seen["has_data"] = False  # a new process: empty until its first sync completes
         node = self.member_node(group, member.spec, primary.node if primary else None)
         node.node_dir.mkdir(parents=True, exist_ok=True)
         self._host.start(node)
@@ -306,6 +307,8 @@ class ReplicationGroupReconciler:
                     and info.primary_address == primary.address
                 )
             seen["synced"] = bool(up)
+            if up:
+                seen["has_data"] = True
             if not up:
                 work.ready = False
                 # A replica just pointed at a new primary is catching up, not failing.
