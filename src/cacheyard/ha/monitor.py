@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.probes import KeptRedisProbes
 from cacheyard.engines.spec import NodeSpec
 
 log = logging.getLogger(__name__)
+
+TARGETS_EVERY = 10
 
 
 # One node to watch and the work-queue key of the resource it belongs to.
@@ -42,6 +45,9 @@ class HealthMonitor:
         self._failures_to_report = failures_to_report
         self._failures: dict[Path, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._redis = KeptRedisProbes()
+        self._watched: list[Watched] = []
+        self._ticks = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -50,6 +56,7 @@ class HealthMonitor:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._redis.forget_all_but(set())
 
     async def _run(self) -> None:
         while True:
@@ -59,17 +66,25 @@ class HealthMonitor:
                 log.exception("health check failed")
             await asyncio.sleep(self._interval)
 
+    async def _probe(self, node: NodeSpec) -> bool:
+        if node.engine == "redis":
+            return await self._redis.ping(node.address, node.port, self._probe_timeout)
+        return await self._host.probe(node, timeout=self._probe_timeout)
+
     async def check_once(self) -> None:
-        watched = await self._targets()
+        # What to watch changes rarely: re-read it once a second, not every tick.
+        if self._ticks % TARGETS_EVERY == 0:
+            self._watched = await self._targets()
+            await self._redis.forget_all_but({(n.address, n.port) for _, n in self._watched})
+        self._ticks += 1
+        watched = self._watched
         running = self._host.find_all(self._root)
         alive = [(key, node) for key, node in watched if node.node_dir in running]
         for key, node in watched:
             if node.node_dir not in running:
                 self._failures.pop(node.node_dir, None)
                 self._notify(key)
-        answers = await asyncio.gather(
-            *(self._host.probe(node, timeout=self._probe_timeout) for _, node in alive)
-        )
+        answers = await asyncio.gather(*(self._probe(node) for _, node in alive))
         for (key, node), ok in zip(alive, answers, strict=True):
             if ok:
                 self._failures.pop(node.node_dir, None)
