@@ -26,7 +26,7 @@ from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
-from cacheyard.engines import replication
+from cacheyard.engines import reader_spread, replication
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.spec import NodeSpec
@@ -289,6 +289,29 @@ class ReplicationGroupReconciler:
             if not await replication.bind(member.address, member.node.port, wanted[member_id]):
                 work.ready = False
         work.observed["reader"] = reader.id
+        await self._spread_readers(group, members, primary, work)
+
+    async def _spread_readers(
+        self,
+        group: ReplicationGroupSpec,
+        members: dict[str, Member],
+        primary: Member,
+        work: GroupPass,
+    ) -> None:
+        """Where nftables can be used, new reader connections go to every synced replica
+        in turn instead of only to the one that binds the reader endpoint."""
+        if not reader_spread.available():
+            return
+        replicas = [
+            m.address
+            for m in members.values()
+            if m.id != primary.id and m.answering and work.seen(m.id).get("synced")
+        ]
+        current = await asyncio.to_thread(reader_spread.targets, group.reader_endpoint)
+        if current != replicas and (current is not None or replicas):
+            await asyncio.to_thread(
+                reader_spread.spread, group.reader_endpoint, group.port, replicas
+            )
 
     def _update_sync_flags(
         self, members: dict[str, Member], primary: Member, work: GroupPass
@@ -405,6 +428,8 @@ class ReplicationGroupReconciler:
                 await tx.update_spec(
                     CACHE_CLUSTER, member_id, dump(_standalone(spec)), statuses.AVAILABLE
                 )
+        if reader_spread.available():
+            await asyncio.to_thread(reader_spread.stop, group.reader_endpoint)
         async with self._store.transaction() as tx:
             await tx.delete(REPLICATION_GROUP, group.group_id)
             await tx.add_event(

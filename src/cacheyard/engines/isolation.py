@@ -8,11 +8,7 @@ Needs root and the ``nft`` command; :func:`unavailable_reason` says why not.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
-from cacheyard.engines.errors import EngineError
+from cacheyard.engines import nft
 
 TABLE = "cacheyard"
 _SETUP = f"""
@@ -28,57 +24,26 @@ table inet {TABLE} {{
 
 
 def unavailable_reason() -> str | None:
-    if shutil.which("nft") is None:
-        return "isolation needs nftables (the nft command), which is not installed"
-    if os.geteuid() != 0:
-        return "isolation needs root to change nftables rules"
-    return None
-
-
-def _nft(*args: str, stdin: str | None = None) -> str:
-    reason = unavailable_reason()
-    if reason is not None:
-        raise EngineError(reason)
-    done = subprocess.run(
-        ["nft", *args], input=stdin, capture_output=True, text=True, timeout=10, check=False
-    )
-    if done.returncode != 0:
-        raise EngineError(f"nft {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _ensure_table() -> None:
-    listed = subprocess.run(
-        ["nft", "list", "table", "inet", TABLE], capture_output=True, timeout=10, check=False
-    )
-    if listed.returncode != 0:
-        _nft("-f", "-", stdin=_SETUP)
+    reason = nft.unavailable_reason()
+    return None if reason is None else f"isolation needs root and nftables: {reason}"
 
 
 def isolate(address: str) -> None:
-    _ensure_table()
-    _nft("add", "element", "inet", TABLE, "isolated", f"{{ {address} }}")
+    if nft.try_run("list", "table", "inet", TABLE) is None:
+        nft.run("-f", "-", stdin=_SETUP)
+    nft.run("add", "element", "inet", TABLE, "isolated", f"{{ {address} }}")
 
 
 def heal(address: str) -> None:
     if address in isolated():
-        _nft("delete", "element", "inet", TABLE, "isolated", f"{{ {address} }}")
+        nft.run("delete", "element", "inet", TABLE, "isolated", f"{{ {address} }}")
 
 
 def isolated() -> set[str]:
-    if unavailable_reason() is not None:
+    if nft.unavailable_reason() is not None:
         return set()
-    listed = subprocess.run(
-        ["nft", "list", "set", "inet", TABLE, "isolated"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    if listed.returncode != 0:
+    listed = nft.try_run("list", "set", "inet", TABLE, "isolated")
+    if listed is None or "elements = {" not in listed:
         return set()
-    text = listed.stdout
-    if "elements = {" not in text:
-        return set()
-    inside = text.split("elements = {", 1)[1].split("}", 1)[0]
+    inside = listed.split("elements = {", 1)[1].split("}", 1)[0]
     return {item.strip() for item in inside.replace("\n", " ").split(",") if item.strip()}
