@@ -30,6 +30,7 @@ from group_helpers import (
 )
 from service_helpers import Service, wait_for
 
+from cacheyard.controller.replication_groups import MIN_REPLICAS_MAX_LAG
 from cacheyard.engines import isolation
 from cacheyard.engines.host import LocalEngineHost
 
@@ -83,10 +84,19 @@ def test_isolated_primary_is_replaced_and_stale_writes_never_return(service: Ser
     group = describe_group(ec, "chaos-isolate")
     old = primary_id(group)
     old_address = read_endpoints(group)[old]
+    old_dir = service.data_dir / "clusters" / old / "nodes" / "0001"
+    host = LocalEngineHost()
+    isolated_process = host.find(old_dir)
     try:
         wait_more_writes(writer, 20)
         isolation.isolate(old_address)
         try:
+            # Within the bound, the isolated primary can take no more writes: it is
+            # fenced (killed); min-replicas-to-write would refuse them after the lag.
+            wait_for(
+                lambda: host.find(old_dir) != isolated_process,
+                timeout=MIN_REPLICAS_MAX_LAG + 1,
+            )
             wait_for(lambda: primary_id(describe_group(ec, "chaos-isolate")) != old)
             wait_more_writes(writer, writer.count() + 20)
         finally:
