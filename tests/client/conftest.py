@@ -1,0 +1,58 @@
+"""Caches created through Cacheyard, once per test session, for the client library.
+
+The library is tested against what it will meet in use: a real service, real
+engines, real failovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from group_helpers import create_group, primary_address, reader_address, wait_group_available
+from service_helpers import Service, wait_available
+
+
+@dataclass(frozen=True)
+class Caches:
+    service: Service
+    redis_address: str  # a single-node Redis cluster's node
+    group_id: str
+    primary_endpoint: str  # a 3-member replication group with automatic failover
+    reader_endpoint: str
+    memcached_config_endpoint: str  # a 2-node Memcached cluster
+    memcached_cluster_id: str
+
+
+@pytest.fixture(scope="session")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caches]:
+    service = Service(Path(tmp_path_factory.mktemp("client")) / "data")
+    service.start()
+    try:
+        ec = service.client()
+        ec.create_cache_cluster(
+            CacheClusterId="lib-redis", Engine="redis", CacheNodeType="cache.t3.micro"
+        )
+        ec.create_cache_cluster(
+            CacheClusterId="lib-mc",
+            Engine="memcached",
+            CacheNodeType="cache.t3.micro",
+            NumCacheNodes=2,
+        )
+        create_group(ec, "lib-group")
+        redis_node = wait_available(ec, "lib-redis")["CacheNodes"][0]["Endpoint"]["Address"]
+        memcached = wait_available(ec, "lib-mc")["ConfigurationEndpoint"]["Address"]
+        group = wait_group_available(ec, "lib-group")
+        yield Caches(
+            service=service,
+            redis_address=redis_node,
+            group_id="lib-group",
+            primary_endpoint=primary_address(group),
+            reader_endpoint=reader_address(group),
+            memcached_config_endpoint=memcached,
+            memcached_cluster_id="lib-mc",
+        )
+    finally:
+        service.down()
