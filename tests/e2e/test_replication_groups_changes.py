@@ -34,7 +34,7 @@ from group_helpers import (
     wait_group_gone,
     wait_more_writes,
 )
-from service_helpers import Service, wait_for
+from service_helpers import Service, wait_available, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -300,10 +300,8 @@ def test_delete_group_retaining_the_primary_keeps_it_with_its_data(service: Serv
     for member_id in set(group["MemberClusters"]) - {primary}:
         wait_for(lambda m=member_id: _gone(service, ec, m), timeout=10)
         assert _refused(own[member_id])
-    (cluster,) = ec.describe_cache_clusters(CacheClusterId=primary, ShowCacheNodeInfo=True)[
-        "CacheClusters"
-    ]
-    assert cluster["CacheClusterStatus"] == "available"
+    # `available` once the cluster's own reconciler has seen its engine answer
+    cluster = wait_available(ec, primary)
     assert "ReplicationGroupId" not in cluster
     assert cluster["CacheNodes"][0]["Endpoint"]["Address"] == own[primary]
     assert _engine_dirs(service, primary)

@@ -59,9 +59,12 @@ class _Pass:
 
     def node(self, node_id: str) -> dict[str, Any]:
         nodes: dict[str, dict[str, Any]] = self.observed.setdefault("nodes", {})
-        return nodes.setdefault(
-            node_id, {"status": statuses.NODE_CREATING, "restarted": 0, "recovering": False}
-        )
+        seen = nodes.setdefault(node_id, {})
+        # A cluster that was a group member comes with only the status its group wrote.
+        seen.setdefault("status", statuses.NODE_CREATING)
+        seen.setdefault("restarted", 0)
+        seen.setdefault("recovering", False)
+        return seen
 
 
 class CacheClusterReconciler:

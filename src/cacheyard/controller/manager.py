@@ -36,7 +36,7 @@ class Controller:
         self._store = store
         self._layout = layout
         self.clusters = CacheClusterReconciler(store, host, layout, clock)
-        self.groups = ReplicationGroupReconciler(store, host, layout, clock)
+        self.groups = ReplicationGroupReconciler(store, host, layout, clock, self.enqueue)
         self._queue = WorkQueue(self._handle, workers=workers)
         self._resync: asyncio.Task[None] | None = None
 

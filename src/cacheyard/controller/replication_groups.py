@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,11 +85,19 @@ class GroupPass:
 
 
 class ReplicationGroupReconciler:
-    def __init__(self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        host: LocalEngineHost,
+        layout: Layout,
+        clock: Clock,
+        enqueue: Callable[[str, str], None],
+    ) -> None:
         self._store = store
         self._host = host
         self._layout = layout
         self._clock = clock
+        self._enqueue = enqueue
 
     def member_node(
         self, group: ReplicationGroupSpec, spec: CacheClusterSpec, primary: NodeSpec | None
@@ -424,10 +433,13 @@ class ReplicationGroupReconciler:
                     for address in bound:
                         if address != node.address:
                             await replication.drop_clients(node.address, node.port, address)
+            # The retained primary becomes a plain cluster; its own reconciler says
+            # `available` once its engine answers.
             async with self._store.transaction() as tx:
                 await tx.update_spec(
-                    CACHE_CLUSTER, member_id, dump(_standalone(spec)), statuses.AVAILABLE
+                    CACHE_CLUSTER, member_id, dump(_standalone(spec)), statuses.MODIFYING
                 )
+            self._enqueue(CACHE_CLUSTER, member_id)
         if reader_spread.available():
             await asyncio.to_thread(reader_spread.stop, group.reader_endpoint)
         async with self._store.transaction() as tx:
