@@ -29,8 +29,11 @@ Why each piece exists:
   write-through (:mod:`cacheyard.client.write_through`) committed cannot
   overwrite the newer value that write put in the cache.
 
-Reads take one round trip on a hit (a Lua script reads the generation and
-the entry together, and the stale copy too on a miss). Lua scripts build the
+A hit is one round trip without Lua: ``MGET`` of the generation and of the
+entry under the generation this instance saw last (atomic, so an entry is
+never read across a namespace invalidation); a miss, or a generation that
+moved, takes a Lua script that reads the generation, the entry and the stale
+copy together. Lua scripts build the
 entry keys from the generation, so they suit a single node or a replication
 group (cluster mode disabled), not Redis Cluster.
 
@@ -63,16 +66,14 @@ _MISSING = b"n"  # the whole payload: the loader found nothing
 POLL_FIRST = 0.005  # seconds between a waiter's first polls, doubling ...
 POLL_MAX = 0.05  # ... up to this
 
-# KEYS[1] generation key; ARGV prefix, key, want_stale ("1"/"0").
-# Returns {generation, value or nil, stale or nil}.
+# KEYS[1] generation key ("<prefix>~gen"); ARGV[1] key. A hit answers the payload
+# alone; a miss answers {generation, stale or nil}. (The slow path: hits use MGET.)
 _FETCH = """
 local gen = redis.call('GET', KEYS[1]) or '0'
-local base = ARGV[1] .. gen .. ':' .. ARGV[2]
+local base = string.sub(KEYS[1], 1, -5) .. gen .. ':' .. ARGV[1]
 local value = redis.call('GET', base)
-if value or ARGV[3] ~= '1' then
-  return {gen, value}
-end
-return {gen, false, redis.call('GET', base .. ':~stale')}
+if value then return value end
+return {gen, redis.call('GET', base .. ':~stale')}
 """
 
 # KEYS[1] generation key; ARGV prefix, key, payload, ttl ms, stale ttl ms (0: none),
@@ -111,9 +112,26 @@ return 0
 
 
 @dataclass(frozen=True)
-class _Fetched:
+class _Seen:
+    """The namespace generation this instance saw last, and its entries' key prefix.
+
+    A hit reads the generation and the entry under the generation seen last
+    in one MGET (atomic): if the generation is still that one, the entry is
+    current; if it moved, the answer is discarded and the Lua path reads again.
+    """
+
+    generation: bytes
+    entry_prefix: str
+
+    @staticmethod
+    def of(policy: _Policy, generation: bytes | None) -> _Seen:
+        current = generation or b"0"
+        return _Seen(current, policy.entry_key(current.decode(), ""))
+
+
+@dataclass(frozen=True)
+class _Missed:
     generation: str
-    value: bytes | None
     stale: bytes | None
 
 
@@ -189,12 +207,10 @@ class _Policy:
         expiry = self.expiry_ms(ttl)
         return [self.prefix, key, payload, expiry, stale_ms, "nx" if nx else "", generation]
 
-    @staticmethod
-    def fetched(reply: list[Any]) -> _Fetched:
+    def missed(self, reply: list[Any]) -> _Missed:
         generation = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        value = reply[1] if len(reply) > 1 else None
-        stale = reply[2] if len(reply) > 2 else None
-        return _Fetched(generation, value, stale)
+        stale = reply[1] if self.serve_stale and len(reply) > 1 else None
+        return _Missed(generation, stale)
 
     @staticmethod
     def default_key(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -213,6 +229,9 @@ class CacheAside:
     ``get(key, loader)`` returns the cached value or calls ``loader()`` once
     across every process sharing the cache, caches its result (``None``
     included, as a miss marker) and returns it. Redis errors propagate.
+    ``serve_stale`` keeps a second copy of each entry for ``stale_ttl``
+    (default ``10 * ttl``): that memory buys answers without waiting while
+    one caller reloads an expired entry.
     """
 
     def __init__(
@@ -244,25 +263,34 @@ class CacheAside:
             stale_ttl,
         )
         self._fetch_script = redis_client.register_script(_FETCH)
+        self._execute: Callable[..., Any] = redis_client.execute_command
+        self._seen = _Seen.of(self.policy, None)
         self._store_script = redis_client.register_script(_STORE)
         self._invalidate_script = redis_client.register_script(_INVALIDATE)
         self._release_script = redis_client.register_script(_RELEASE)
 
-    def _fetch(self, key: str, want_stale: bool) -> _Fetched:
-        policy = self.policy
-        reply = self._fetch_script(
-            [policy.generation_key], [policy.prefix, key, "1" if want_stale else "0"]
-        )
-        return policy.fetched(reply)
-
     def get(self, key: str, loader: Callable[[], T | None]) -> T | None:
         """The cached value of ``key``, or ``loader()``'s (then cached); ``None`` = missing."""
-        fetched = self._fetch(self.policy.check(key), self.policy.serve_stale)
-        if fetched.value is not None:
-            return cast("T | None", self.policy.decode(fetched.value))
-        return self._miss(key, fetched, loader)
+        # The hit path is kept as close to a hand-written GET as it goes: one MGET
+        # (no Lua), straight through execute_command, checks and decoding inlined.
+        policy = self.policy
+        if ":~" in key:
+            policy.check(key)
+        seen, entry_prefix = self._seen.generation, self._seen.entry_prefix
+        current, payload = self._execute("MGET", policy.generation_key, entry_prefix + key)
+        if (current or b"0") == seen:
+            if payload is not None:
+                if payload == _MISSING:
+                    return None
+                return cast("T | None", policy.serializer.loads(payload[1:]))
+        else:
+            self._seen = _Seen.of(policy, current)
+        reply = self._fetch_script([policy.generation_key], [key])
+        if type(reply) is bytes:  # filled since the MGET
+            return cast("T | None", policy.decode(reply))
+        return self._miss(key, policy.missed(reply), loader)
 
-    def _miss(self, key: str, fetched: _Fetched, loader: Callable[[], T | None]) -> T | None:
+    def _miss(self, key: str, fetched: _Missed, loader: Callable[[], T | None]) -> T | None:
         policy = self.policy
         entry = policy.entry_key(fetched.generation, key)
         lock = f"{entry}:~lock"
@@ -395,26 +423,31 @@ class AsyncCacheAside:
             stale_ttl,
         )
         self._fetch_script = redis_client.register_script(_FETCH)
+        self._execute: Callable[..., Any] = redis_client.execute_command
+        self._seen = _Seen.of(self.policy, None)
         self._store_script = redis_client.register_script(_STORE)
         self._invalidate_script = redis_client.register_script(_INVALIDATE)
         self._release_script = redis_client.register_script(_RELEASE)
 
-    async def _fetch(self, key: str, want_stale: bool) -> _Fetched:
-        policy = self.policy
-        reply = await self._fetch_script(
-            [policy.generation_key], [policy.prefix, key, "1" if want_stale else "0"]
-        )
-        return policy.fetched(reply)
-
     async def get(self, key: str, loader: Callable[[], Awaitable[T | None]]) -> T | None:
         """The cached value of ``key``, or ``await loader()``'s (then cached)."""
-        fetched = await self._fetch(self.policy.check(key), self.policy.serve_stale)
-        if fetched.value is not None:
-            return cast("T | None", self.policy.decode(fetched.value))
-        return await self._miss(key, fetched, loader)
+        policy = self.policy
+        if ":~" in key:
+            policy.check(key)
+        seen, entry_prefix = self._seen.generation, self._seen.entry_prefix
+        current, payload = await self._execute("MGET", policy.generation_key, entry_prefix + key)
+        if (current or b"0") == seen:
+            if payload is not None:
+                return cast("T | None", policy.decode(payload))
+        else:
+            self._seen = _Seen.of(policy, current)
+        reply = await self._fetch_script([policy.generation_key], [key])
+        if type(reply) is bytes:
+            return cast("T | None", policy.decode(reply))
+        return await self._miss(key, policy.missed(reply), loader)
 
     async def _miss(
-        self, key: str, fetched: _Fetched, loader: Callable[[], Awaitable[T | None]]
+        self, key: str, fetched: _Missed, loader: Callable[[], Awaitable[T | None]]
     ) -> T | None:
         policy = self.policy
         entry = policy.entry_key(fetched.generation, key)

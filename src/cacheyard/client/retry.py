@@ -12,6 +12,11 @@ real outage surfaces as an error instead of hanging the caller.
 Not every command may be retried this way: ``WAIT`` counts the replicas that
 acknowledged the writes *of its own connection*, so on a fresh connection it
 would count acknowledgements of nothing (see ``connect.set_acknowledged``).
+
+A retry after a dropped connection may repeat a command the server already
+applied (its reply was lost). Plain writes (SET, HSET, ...) are idempotent;
+for INCR-like commands or MULTI/EXEC blocks that must not run twice, use a
+client built with ``NO_RETRY`` and decide at the call site.
 """
 
 from __future__ import annotations

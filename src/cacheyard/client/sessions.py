@@ -8,24 +8,27 @@ half-written session. Nested values (lists, dicts) survive unchanged, which a
 hash of flat fields would not allow.
 
 Updates that read-modify-write use ``WATCH``/``MULTI`` with a bounded
-optimistic retry: the caller's mutation is arbitrary Python, so it cannot run
-inside a Lua script, and a concurrent writer makes ``EXEC`` abort instead of
-one update silently overwriting another.
+optimistic retry and jittered backoff: the caller's mutation is arbitrary
+Python, so it cannot run inside a Lua script, and a concurrent writer makes
+``EXEC`` abort instead of one update silently overwriting another.
 
-Session ids come from :func:`secrets.token_urlsafe` (256 bits by default), so
+Session ids come from :func:`secrets.token_urlsafe` (256 bits), so
 they cannot be guessed; ``create`` uses ``SET NX`` so an id is never reused.
 
 Durability: Redis replication is asynchronous. A session written just before
 a failover may be lost unless the caller waits for replicas
-(``client.wait(replicas, timeout_ms)``); the store does not do this for every
-write because it doubles write latency.
+(``client.wait(replicas, timeout_ms)``); the store does not do this itself
+because it would add a replication round trip to every write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +41,14 @@ Mutation = Callable[[SessionData], SessionData | None]
 _ID_BYTES = 32
 _UPDATE_ATTEMPTS = 64
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_BACKOFF_CAP = 0.05  # seconds
+
+
+def _backoff(attempt: int) -> float:
+    """A full-jitter pause after a lost race, so contenders spread out instead
+    of colliding again in lockstep (20 writers on one session otherwise starve
+    some of them)."""
+    return random.uniform(0, min(_BACKOFF_CAP, 0.0005 * 2**attempt))
 
 
 def is_valid_session_id(value: str) -> bool:
@@ -144,7 +155,7 @@ class SessionStore:
         """
         key = self._keys.key(session_id)
         with self.redis.pipeline(transaction=True) as pipe:
-            for _ in range(_UPDATE_ATTEMPTS):
+            for attempt in range(_UPDATE_ATTEMPTS):
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]  # untyped in redis-py
                     current = self._keys.load(pipe.get(key))
@@ -157,8 +168,21 @@ class SessionStore:
                     pipe.execute()
                     return new
                 except redis.WatchError:
-                    continue
+                    time.sleep(_backoff(attempt))
         raise SessionConflictError(f"session update lost {_UPDATE_ATTEMPTS} races")
+
+    def rotate(self, session_id: str) -> str | None:
+        """Move the session to a fresh id (its data and TTL kept); the new id,
+        or ``None`` if it does not exist. Call it on login, so an id an
+        attacker planted before authentication is worthless after it."""
+        while True:
+            new_id = self._keys.new_id()
+            try:
+                moved = self.redis.renamenx(self._keys.key(session_id), self._keys.key(new_id))
+            except redis.ResponseError:  # "no such key"
+                return None
+            if moved:
+                return new_id
 
     def delete(self, session_id: str) -> bool:
         """End the session; whether it existed."""
@@ -211,7 +235,7 @@ class AsyncSessionStore:
         """See :meth:`SessionStore.update`; ``mutate_fn`` stays synchronous."""
         key = self._keys.key(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for _ in range(_UPDATE_ATTEMPTS):
+            for attempt in range(_UPDATE_ATTEMPTS):
                 try:
                     await pipe.watch(key)
                     current = self._keys.load(await pipe.get(key))
@@ -224,8 +248,20 @@ class AsyncSessionStore:
                     await pipe.execute()
                     return new
                 except redis.WatchError:
-                    continue
+                    await asyncio.sleep(_backoff(attempt))
         raise SessionConflictError(f"session update lost {_UPDATE_ATTEMPTS} races")
+
+    async def rotate(self, session_id: str) -> str | None:
+        """See :meth:`SessionStore.rotate`."""
+        while True:
+            new_id = self._keys.new_id()
+            old_key, new_key = self._keys.key(session_id), self._keys.key(new_id)
+            try:
+                moved = await self.redis.renamenx(old_key, new_key)
+            except redis.ResponseError:  # "no such key"
+                return None
+            if moved:
+                return new_id
 
     async def delete(self, session_id: str) -> bool:
         return bool(await self.redis.delete(self._keys.key(session_id)))

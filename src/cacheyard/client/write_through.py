@@ -14,9 +14,9 @@ Behaviour of ``write(key, value, db_write)``, in order:
 3. If it commits, ``value`` replaces the cached entry (and its stale copy,
    so a cache-aside reader never serves an older value after the write).
 4. If that cache update fails (Redis unreachable, a timeout, a value the
-   serializer cannot encode), the entry is
-   deleted (best effort) and :class:`CacheWriteError` is raised, from the
-   Redis error, carrying the database's result: **the database has the new
+   serializer cannot encode), the entry is deleted (best effort) and
+   :class:`CacheWriteError` is raised from that error, carrying the
+   database's result: **the database has the new
    value**, do not retry the database write blindly. With
    ``raise_on_cache_error=False`` a :class:`CacheWriteWarning` is emitted
    instead and the database's result returned. Either way, an entry that
@@ -95,13 +95,13 @@ class WriteThrough:
         try:
             result = db_write()
         except BaseException as exc:
-            if not self._forget(key):
+            if self._forget(key) is not None:
                 exc.add_note(f"the cache entry {key!r} could not be deleted either")
             raise
         try:
             self.cache.set(key, value)
         except Exception as exc:  # Redis, or a value the serializer cannot encode
-            invalidated = self._forget(key)
+            invalidated = self._forget(key) is None
             return _cache_failed(key, result, invalidated, exc, self.raise_on_cache_error)
         return result
 
@@ -110,17 +110,18 @@ class WriteThrough:
         try:
             result = db_delete()
         finally:
-            invalidated = self._forget(key)
-        if not invalidated:
-            return _cache_failed(key, result, False, RedisError(), self.raise_on_cache_error)
+            error = self._forget(key)
+        if error is not None:
+            return _cache_failed(key, result, False, error, self.raise_on_cache_error)
         return result
 
-    def _forget(self, key: str) -> bool:
+    def _forget(self, key: str) -> Exception | None:
+        """Delete the entry; the Redis error if that failed."""
         try:
             self.cache.invalidate(key)
-        except CACHE_ERRORS:
-            return False
-        return True
+        except CACHE_ERRORS as exc:
+            return exc
+        return None
 
 
 class AsyncWriteThrough:
@@ -143,13 +144,13 @@ class AsyncWriteThrough:
         try:
             result = await db_write()
         except BaseException as exc:
-            if not await self._forget(key):
+            if await self._forget(key) is not None:
                 exc.add_note(f"the cache entry {key!r} could not be deleted either")
             raise
         try:
             await self.cache.set(key, value)
         except Exception as exc:  # Redis, or a value the serializer cannot encode
-            invalidated = await self._forget(key)
+            invalidated = await self._forget(key) is None
             return _cache_failed(key, result, invalidated, exc, self.raise_on_cache_error)
         return result
 
@@ -158,14 +159,14 @@ class AsyncWriteThrough:
         try:
             result = await db_delete()
         finally:
-            invalidated = await self._forget(key)
-        if not invalidated:
-            return _cache_failed(key, result, False, RedisError(), self.raise_on_cache_error)
+            error = await self._forget(key)
+        if error is not None:
+            return _cache_failed(key, result, False, error, self.raise_on_cache_error)
         return result
 
-    async def _forget(self, key: str) -> bool:
+    async def _forget(self, key: str) -> Exception | None:
         try:
             await self.cache.invalidate(key)
-        except CACHE_ERRORS:
-            return False
-        return True
+        except CACHE_ERRORS as exc:
+            return exc
+        return None

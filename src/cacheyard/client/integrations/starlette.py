@@ -41,8 +41,9 @@ def _snapshot(data: SessionData) -> str:
 class SessionMiddleware:
     """Keeps ``request.state.session`` in a :class:`AsyncSessionStore`.
 
-    ``max_age`` (seconds) makes the cookie persistent; by default it is a
-    browser-session cookie and the store's TTL decides when a session ends.
+    ``max_age`` (seconds) makes the cookie persistent, renewed with every
+    response; by default it is a browser-session cookie and the store's TTL
+    decides when a session ends.
     """
 
     def __init__(
@@ -95,11 +96,11 @@ class SessionMiddleware:
                 return None
             await self.store.delete(session_id)
             return self._cookie("", expire=True)
-        if _snapshot(session) == before:
-            return None
         if session_id is None:
             return self._cookie(await self.store.create(session))
-        await self.store.save(session_id, session)
+        if _snapshot(session) != before:
+            await self.store.save(session_id, session)
+        # a persistent cookie slides with the session, or the browser would drop it first
         return self._cookie(session_id) if self.max_age is not None else None
 
     def _cookie(self, value: str, expire: bool = False) -> str:
