@@ -62,3 +62,14 @@ def test_reader_endpoint_reaches_every_replica(service: Service) -> None:
     ec.delete_replication_group(ReplicationGroupId="readers")
     wait_group_gone(ec, "readers")
     assert reader_spread.targets(endpoint) is None
+
+
+def test_down_leaves_no_reader_rule_behind(fresh_service: Service) -> None:
+    """Rules outlive processes; `cacheyard down` removes its range's, so a reused address
+    is never sent elsewhere."""
+    ec = fresh_service.client()
+    create_group(ec, "leftover")
+    endpoint = reader_address(wait_group_available(ec, "leftover"))
+    wait_for(lambda: reader_spread.targets(endpoint) is not None)
+    fresh_service.down()
+    assert reader_spread.targets(endpoint) is None

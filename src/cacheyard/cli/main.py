@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cacheyard.cli import admin, service
+from cacheyard.cli import admin, network_rules, service
 from cacheyard.cli.credentials import read_files
 from cacheyard.cli.settings import (
     DEFAULT_ADDRESS_BASE,
@@ -136,6 +136,11 @@ def down(data_dir: Path) -> None:
         await asyncio.gather(*(host.stop(path) for path in running))
 
     asyncio.run(stop_all())
+    if settings.address_base_file.exists():
+        base = int(settings.address_base_file.read_text().strip())
+        network_rules.forget_all(
+            Settings(data_dir=settings.data_dir, address_base=base).address_prefix
+        )
     console.print(f"Stopped {len(running)} engine process(es).")
 
 

@@ -18,9 +18,11 @@ import uvicorn
 from cacheyard.api.app import ElastiCacheApi, create_app
 from cacheyard.api.handlers import Context
 from cacheyard.api.handlers.resources import ensure_default_subnet_group
+from cacheyard.cli import network_rules
 from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
 from cacheyard.cli.settings import Settings
 from cacheyard.controller.faults import FaultInjector
+from cacheyard.controller.keys import REPLICATION_GROUP
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.manager import Controller
 from cacheyard.domain.clock import SystemClock
@@ -97,6 +99,9 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         await ensure_default_subnet_group(ctx)
         async with store.transaction() as tx:
             secrets = {key: secret for key, secret, _ in await tx.access_keys()}
+            readers = {g.spec["reader_endpoint"] for g in await tx.all(REPLICATION_GROUP)}
+        settings.address_base_file.write_text(f"{settings.address_base}\n")
+        network_rules.forget_stale(settings.address_prefix, readers)
         await controller.start()
         monitor.start()
         config = uvicorn.Config(

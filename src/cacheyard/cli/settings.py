@@ -51,3 +51,12 @@ class Settings:
     @property
     def endpoint_file(self) -> Path:
         return self.data_dir / "endpoint"
+
+    @property
+    def address_base_file(self) -> Path:
+        """Where `up` records its address range, so `down` can clean up after it."""
+        return self.data_dir / "address-base"
+
+    @property
+    def address_prefix(self) -> str:
+        return f"127.{self.address_base}."

@@ -47,3 +47,10 @@ def isolated() -> set[str]:
         return set()
     inside = listed.split("elements = {", 1)[1].split("}", 1)[0]
     return {item.strip() for item in inside.replace("\n", " ").split(",") if item.strip()}
+
+
+def heal_all(prefix: str) -> None:
+    """Heal every isolated address under ``prefix`` (a service's 127.<base>. range)."""
+    for address in isolated():
+        if address.startswith(prefix):
+            heal(address)

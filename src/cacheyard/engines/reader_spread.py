@@ -11,7 +11,7 @@ group, and replaced as a whole when the replicas change.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from cacheyard.engines import nft
 
@@ -85,3 +85,12 @@ def stop(endpoint: str) -> None:
     rule = _rules().get(endpoint)
     if rule is not None:
         nft.run("delete", "rule", "ip", TABLE, "output", "handle", str(rule[0]))
+
+
+def purge(prefix: str, keep: Collection[str] = ()) -> None:
+    """Remove every rule for an endpoint under ``prefix`` (a service's 127.<base>. range)
+    except those in ``keep``: rules outlive the processes, and a stale one would send
+    connections for a reused address to the wrong place."""
+    for endpoint, (handle, _) in _rules().items():
+        if endpoint.startswith(prefix) and endpoint not in keep:
+            nft.run("delete", "rule", "ip", TABLE, "output", "handle", str(handle))
