@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
-APT_PACKAGES := redis-server redis-tools memcached libmemcached-tools sasl2-bin nftables
+APT_PACKAGES := redis-server redis-tools memcached libmemcached-tools sasl2-bin nftables chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup engines venv run test lint typecheck layers unit coverage-doc clean
@@ -14,7 +14,7 @@ setup: engines venv
 
 engines:
 	@missing=""; \
-	for bin in redis-server redis-cli memcached memcslap saslpasswd2 nft; do \
+	for bin in redis-server redis-cli memcached memcslap saslpasswd2 nft chromium chromedriver; do \
 	  command -v $$bin >/dev/null 2>&1 || missing="yes"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -35,11 +35,12 @@ run: setup
 	$(BIN)/cacheyard up
 
 lint: venv
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
 
 typecheck: venv
 	$(BIN)/mypy
+	MYPYPATH=src $(BIN)/mypy --strict examples/shop
 
 layers: venv
 	$(BIN)/lint-imports
