@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cacheyard.client.cache_aside import AsyncCacheAside
 from cacheyard.client.connect import AsyncConnection, CacheEndpoints, connect_async
 from cacheyard.client.integrations.starlette import SessionMiddleware
 from cacheyard.client.leaderboard import AsyncLeaderboard
+from cacheyard.client.retry import RetryPolicy
 from cacheyard.client.sessions import AsyncSessionStore
 from cacheyard.client.write_through import AsyncWriteThrough
 
@@ -206,71 +204,20 @@ async def submit_score(request: Request) -> Response:
     return RedirectResponse("/leaderboard", status_code=303)
 
 
-def _transient(exc: RedisError) -> bool:
-    """A refusal that heals within moments of a failover, answered by the server itself.
-
-    The client library retries what a moving endpoint looks like (connection
-    refused or dropped, READONLY). Right after a failover the new primary also
-    refuses writes with NOREPLICAS until a replica has caught up (Cacheyard sets
-    ``min-replicas-to-write 1`` on groups with automatic failover), and
-    ``GETEX`` of a session load is a write.
-    """
-    return isinstance(exc, ResponseError) and str(exc).startswith(("NOREPLICAS", "MASTERDOWN"))
+async def cache_unavailable(request: Request, exc: Exception) -> Response:
+    """What a user sees when the cache stays unreachable past the client's retries, which
+    already ride a failover (a moving endpoint, READONLY, NOREPLICAS)."""
+    log.warning("%s %s failed: %r", request.method, request.url.path, exc)
+    body = pages.error(f"The cache is unavailable, please try again ({type(exc).__name__}).")
+    return HTMLResponse(pages.layout("Unavailable", "error", None, body), status_code=503)
 
 
-class RetryTransient:
-    """Replays a safe request (GET, HEAD) that failed on a transient refusal.
-
-    Only while nothing was sent to the browser, and within ``total_seconds``;
-    any other Redis error, or one that lasts, becomes a 503 page. Requests
-    with side effects (POST) are not replayed: the database may have committed.
-    """
-
-    def __init__(self, app: ASGIApp, total_seconds: float = 10.0) -> None:
-        self.app = app
-        self.total_seconds = total_seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        safe = scope["method"] in ("GET", "HEAD")
-        deadline = time.monotonic() + self.total_seconds
-        pause = 0.02
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        while True:
-            attempt: Scope = {**scope, "state": dict(scope.get("state") or {})}
-            try:
-                await self.app(attempt, receive, tracking_send)
-                return
-            except RedisError as exc:
-                if started:
-                    raise
-                if not (safe and _transient(exc) and time.monotonic() + pause < deadline):
-                    log.warning("%s %s failed: %r", scope["method"], scope["path"], exc)
-                    await self._unavailable(exc)(scope, receive, send)
-                    return
-                log.warning("replaying %s %s after %r", scope["method"], scope["path"], exc)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
-
-    @staticmethod
-    def _unavailable(exc: RedisError) -> Response:
-        """What a user sees when the cache stays unreachable past the retries' bounds."""
-        body = pages.error(f"The cache is unavailable, please try again ({type(exc).__name__}).")
-        return HTMLResponse(pages.layout("Unavailable", "error", None, body), status_code=503)
-
-
-def create_app(endpoints: CacheEndpoints, database: Path | str) -> Starlette:
+def create_app(
+    endpoints: CacheEndpoints, database: Path | str, retry: RetryPolicy | None = None
+) -> Starlette:
     db = Database(database)
     db.setup()
-    conn = connect_async(endpoints, socket_timeout=2.0)
+    conn = connect_async(endpoints, socket_timeout=2.0, retry=retry)
     shop = Shop(db, conn)
 
     @asynccontextmanager
@@ -294,10 +241,8 @@ def create_app(endpoints: CacheEndpoints, database: Path | str) -> Starlette:
             Route("/leaderboard", leaderboard, methods=["GET"]),
             Route("/leaderboard", submit_score, methods=["POST"]),
         ],
-        middleware=[
-            Middleware(RetryTransient),
-            Middleware(SessionMiddleware, store=shop.sessions, cookie_name="shop"),
-        ],
+        middleware=[Middleware(SessionMiddleware, store=shop.sessions, cookie_name="shop")],
+        exception_handlers={RedisError: cache_unavailable},
         lifespan=lifespan,
     )
     app.state.shop = shop

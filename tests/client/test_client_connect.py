@@ -135,6 +135,31 @@ def test_readonly_is_retried_on_a_fresh_connection(scripted: Any) -> None:
     assert server.names() == [(0, b"SET"), (1, b"SET")]
 
 
+def test_noreplicas_from_a_just_promoted_primary_is_retried(scripted: Any) -> None:
+    def script(number: int, args: list[bytes]) -> bytes | None:
+        if (reply := handshake(args)) is not None:
+            return reply
+        if number == 0:  # refused, not applied: no replica has caught up yet
+            return b"-NOREPLICAS Not enough good replicas to write.\r\n"
+        return b"+OK\r\n"
+
+    server = scripted(script)
+    client = connect(CacheEndpoints("127.0.0.1", server.port), retry=FAST).writer
+    assert client.set("k", "v") is True
+    assert server.names() == [(0, b"SET"), (1, b"SET")]
+
+
+def test_other_errors_are_not_retried(scripted: Any) -> None:
+    def script(number: int, args: list[bytes]) -> bytes | None:
+        return handshake(args) or b"-WRONGTYPE Operation against a key\r\n"
+
+    server = scripted(script)
+    client = connect(CacheEndpoints("127.0.0.1", server.port), retry=FAST).writer
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.set("k", "v")
+    assert server.names() == [(0, b"SET")]
+
+
 def test_retries_are_bounded_by_attempts(scripted: Any) -> None:
     server = scripted(lambda number, args: handshake(args))  # drops every command
     client = connect(CacheEndpoints("127.0.0.1", server.port), retry=FAST).writer

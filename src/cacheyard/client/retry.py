@@ -30,13 +30,22 @@ from typing import Any, TypeVar
 import redis.asyncio.retry
 import redis.retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
+from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 T = TypeVar("T")
 
 #: What a failover looks like from a client: the address is not (yet) served,
 #: the connection was dropped or stalled, or the node is now a replica.
 FAILOVER_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
+
+
+def is_failover_error(error: Exception) -> bool:
+    """Also NOREPLICAS: a primary just promoted refuses writes until a replica has caught
+    up (``min-replicas-to-write``). The write was refused, not applied, so a retry is safe.
+    redis-py has no exception class for it, hence the look at the message."""
+    if isinstance(error, FAILOVER_ERRORS):
+        return True
+    return isinstance(error, ResponseError) and str(error).startswith("NOREPLICAS")
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ class PolicyRetry(redis.retry.Retry):
     """
 
     def __init__(self, policy: RetryPolicy) -> None:
-        super().__init__(NoBackoff(), policy.attempts - 1, FAILOVER_ERRORS)
+        super().__init__(NoBackoff(), policy.attempts - 1, (*FAILOVER_ERRORS, ResponseError))
         self.policy = policy
 
     def call_with_retry(
@@ -106,7 +115,9 @@ class PolicyRetry(redis.retry.Retry):
             try:
                 return do()
             except self._supported_errors as error:
-                if is_retryable is not None and not is_retryable(error):
+                if not is_failover_error(error) or (
+                    is_retryable is not None and not is_retryable(error)
+                ):
                     raise
                 failures += 1
                 _fail(fail, error, failures, with_failure_count)
@@ -123,9 +134,9 @@ class AsyncPolicyRetry(redis.asyncio.retry.Retry):
 
     def __init__(self, policy: RetryPolicy) -> None:
         super().__init__(NoBackoff(), policy.attempts - 1, (ConnectionError, TimeoutError))
-        # ReadOnlyError is a RedisError like the others; the base class types
-        # its errors narrowly, so it is added here.
-        self.update_supported_errors([ReadOnlyError])
+        # ReadOnlyError and ResponseError are RedisErrors like the others; the base
+        # class types its errors narrowly, so they are added here.
+        self.update_supported_errors([ReadOnlyError, ResponseError])
         self.policy = policy
 
     async def call_with_retry(
@@ -141,7 +152,9 @@ class AsyncPolicyRetry(redis.asyncio.retry.Retry):
             try:
                 return await do()
             except self._supported_errors as error:
-                if is_retryable is not None and not is_retryable(error):
+                if not is_failover_error(error) or (
+                    is_retryable is not None and not is_retryable(error)
+                ):
                     raise
                 failures += 1
                 await _fail(fail, error, failures, with_failure_count)
