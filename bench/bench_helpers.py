@@ -13,14 +13,16 @@ import configparser
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import redis
@@ -34,6 +36,9 @@ from redis.retry import Retry
 REGION = "us-east-1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
+
+
+R = TypeVar("R")
 
 
 class BenchError(RuntimeError):
@@ -385,3 +390,33 @@ def signal_if_same(pid: int, ticks: int | None, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def missing_binaries(*names: str) -> bool:
+    """Say which engine binaries are missing; True when any is."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        print(f"missing {', '.join(missing)} (run `make engines`)", file=sys.stderr)
+    return bool(missing)
+
+
+def in_work_dir(name: str, keep: bool, body: Callable[[Path], R]) -> R | None:
+    """Run ``body`` in a fresh temporary directory and always clean up after it: every
+    process left under it is killed; the directory is kept on failure or with --keep.
+    None when the bench failed (the reason is printed)."""
+    work_dir = Path(tempfile.mkdtemp(prefix=f"cacheyard-bench-{name}-"))
+    failed = False
+    try:
+        return body(work_dir)
+    except BenchError as exc:
+        print(f"bench failed: {exc} (logs in {work_dir})", file=sys.stderr)
+        failed = True
+        return None
+    finally:
+        leftovers = kill_leftovers(work_dir)
+        if leftovers:
+            print(f"warning: killed leftover processes {leftovers}", file=sys.stderr)
+        if keep or failed:
+            print(f"kept {work_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)

@@ -27,10 +27,8 @@ import argparse
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,9 @@ from bench_helpers import (
     BenchError,
     Service,
     engine_version,
-    kill_leftovers,
+    in_work_dir,
     median,
+    missing_binaries,
     online_replicas,
     poll_until,
     redis_answers,
@@ -309,25 +308,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [b for b in ("redis-server", "redis-benchmark") if shutil.which(b) is None]
-    if missing:
-        print(f"missing {', '.join(missing)} (run `make engines`)", file=sys.stderr)
+    if missing_binaries("redis-server", "redis-benchmark"):
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="cacheyard-bench-datapath-"))
-    try:
-        results = run(args, work_dir)
-    except BenchError as exc:
-        print(f"bench failed: {exc} (logs in {work_dir})", file=sys.stderr)
-        args.keep = True
+    results = in_work_dir("datapath", args.keep, lambda work_dir: run(args, work_dir))
+    if results is None:
         return 1
-    finally:
-        leftovers = kill_leftovers(work_dir)
-        if leftovers:
-            print(f"warning: killed leftover processes {leftovers}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
     report(results, args)
     return 0
 

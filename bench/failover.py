@@ -33,11 +33,9 @@ import argparse
 import contextlib
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -50,8 +48,9 @@ from bench_helpers import (
     BenchError,
     Service,
     engine_version,
-    kill_leftovers,
+    in_work_dir,
     median,
+    missing_binaries,
     online_replicas,
     poll_until,
     process_in,
@@ -698,31 +697,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("redis-server") is None:
-        print("missing redis-server (run `make engines`)", file=sys.stderr)
+    if missing_binaries("redis-server"):
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="cacheyard-bench-failover-"))
     results = {scenario: Samples() for scenario in GOALS}
-    status = 0
-    try:
+
+    def all_rounds(work_dir: Path) -> bool:
         run(args, work_dir, results)
-    except BenchError as exc:
-        print(f"bench failed: {exc} (logs in {work_dir})", file=sys.stderr)
-        args.keep = True
-        status = 1
-    finally:
-        leftovers = kill_leftovers(work_dir)
-        if leftovers:
-            print(f"warning: killed leftover processes {leftovers}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        return True
+
+    completed = in_work_dir("failover", args.keep, all_rounds)
     if results["SIGKILL"].cacheyard or results["SIGSTOP"].cacheyard:
-        if status:
+        if completed is None:
             print("partial results, rounds completed before the failure:", file=sys.stderr)
         report(results, args)
-    return status
+    return 0 if completed is not None else 1
 
 
 if __name__ == "__main__":

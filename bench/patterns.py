@@ -30,10 +30,8 @@ import json
 import os
 import platform
 import random
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +43,9 @@ from bench_helpers import (
     BenchError,
     Service,
     engine_version,
-    kill_leftovers,
+    in_work_dir,
     median,
+    missing_binaries,
     percentile,
     poll_until,
     redis_answers,
@@ -382,24 +381,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("redis-server") is None:
-        print("missing engine: redis-server (run `make engines`)", file=sys.stderr)
+    if missing_binaries("redis-server"):
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="cacheyard-bench-patterns-"))
-    try:
-        results = run(args, work_dir)
-    except BenchError as exc:
-        print(f"bench failed: {exc} (logs in {work_dir})", file=sys.stderr)
-        args.keep = True
+    results = in_work_dir("patterns", args.keep, lambda work_dir: run(args, work_dir))
+    if results is None:
         return 1
-    finally:
-        leftovers = kill_leftovers(work_dir)
-        if leftovers:
-            print(f"warning: killed leftover processes {leftovers}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
     report(results, args)
     return 0
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,8 +38,9 @@ from bench_helpers import (
     Service,
     engine_answers,
     engine_version,
-    kill_leftovers,
+    in_work_dir,
     median,
+    missing_binaries,
     percentile,
 )
 from botocore.exceptions import ClientError
@@ -352,25 +351,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [b for b in ("redis-server", "memcached") if shutil.which(b) is None]
-    if missing:
-        print(f"missing engines: {', '.join(missing)} (run `make engines`)", file=sys.stderr)
+    if missing_binaries("redis-server", "memcached"):
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="cacheyard-bench-provision-"))
-    try:
-        results = run(args, work_dir)
-    except BenchError as exc:
-        print(f"bench failed: {exc} (logs in {work_dir})", file=sys.stderr)
-        args.keep = True
+    results = in_work_dir("provision", args.keep, lambda work_dir: run(args, work_dir))
+    if results is None:
         return 1
-    finally:
-        leftovers = kill_leftovers(work_dir)
-        if leftovers:
-            print(f"warning: killed leftover processes {leftovers}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
     report(results, args)
     return 0
 
