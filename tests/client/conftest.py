@@ -7,23 +7,12 @@ engines, real failovers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from client_caches import Caches
 from group_helpers import create_group, primary_address, reader_address, wait_group_available
 from service_helpers import Service, wait_available
-
-
-@dataclass(frozen=True)
-class Caches:
-    service: Service
-    redis_address: str  # a single-node Redis cluster's node
-    group_id: str
-    primary_endpoint: str  # a 3-member replication group with automatic failover
-    reader_endpoint: str
-    memcached_config_endpoint: str  # a 2-node Memcached cluster
-    memcached_cluster_id: str
 
 
 @pytest.fixture(scope="session")

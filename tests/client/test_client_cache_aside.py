@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from client_caches import Caches
 
 from cacheyard.client.cache_aside import AsyncCacheAside, CacheAside
 from cacheyard.client.serialization import PICKLE
-from conftest import Caches
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,6 +14,7 @@ import flask
 import pytest
 import redis
 import redis.asyncio as aioredis
+from client_caches import Caches
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,7 +25,6 @@ from starlette.testclient import TestClient
 from cacheyard.client.integrations.flask import RedisSessionInterface
 from cacheyard.client.integrations.starlette import SessionMiddleware
 from cacheyard.client.sessions import AsyncSessionStore, SessionStore
-from conftest import Caches
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 import redis.asyncio as aioredis
+from client_caches import Caches
 
 from cacheyard.client.leaderboard import AsyncLeaderboard, Entry, Leaderboard, Mode
-from conftest import Caches
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from client_caches import Caches
 from group_helpers import (
     all_members_available,
     describe_group,
@@ -27,7 +28,6 @@ from cacheyard.client.sessions import (
     SessionStore,
     is_valid_session_id,
 )
-from conftest import Caches
 
 pytestmark = pytest.mark.timeout(150)
 

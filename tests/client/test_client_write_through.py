@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+from client_caches import Caches
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -27,7 +28,6 @@ from cacheyard.client.write_through import (
     CacheWriteWarning,
     WriteThrough,
 )
-from conftest import Caches
 
 pytestmark = pytest.mark.timeout(60)
 
