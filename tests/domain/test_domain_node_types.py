@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cacheyard.domain.faults import InvalidParameterValueException
-from cacheyard.domain.node_types import DEFAULT_NODE_TYPE, NODE_TYPES, node_type
+from cacheyard.domain.node_types import NODE_TYPES, node_type
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -30,10 +30,6 @@ def test_every_type_is_named_by_its_key_and_positive() -> None:
         assert name.startswith("cache.")
         assert kind.memory_mb > 0
         assert 1 <= kind.memcached_threads <= 64
-
-
-def test_default_node_type_exists() -> None:
-    assert node_type(DEFAULT_NODE_TYPE).name == DEFAULT_NODE_TYPE
 
 
 @pytest.mark.parametrize("name", ["cache.t3.huge", "t3.micro", "", "CACHE.T3.MICRO"])

@@ -27,7 +27,7 @@ from cacheyard.domain.codec import load
 from cacheyard.domain.node_types import node_type
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineStartError
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
 
@@ -68,7 +68,7 @@ class _Pass:
 
 
 class CacheClusterReconciler:
-    def __init__(self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock) -> None:
+    def __init__(self, store: Store, host: EngineHost, layout: Layout, clock: Clock) -> None:
         self._store = store
         self._host = host
         self._layout = layout

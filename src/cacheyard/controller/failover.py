@@ -22,7 +22,7 @@ from cacheyard.domain import events
 from cacheyard.domain.replication_groups import NODE_GROUP_ID, ReplicationGroupSpec
 from cacheyard.engines import replication
 from cacheyard.engines.errors import EngineError
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 
 if TYPE_CHECKING:
     from cacheyard.controller.replication_groups import GroupPass, Member
@@ -34,7 +34,7 @@ POLL = 0.005
 
 
 async def handle_test_failover(
-    host: LocalEngineHost,
+    host: EngineHost,
     group: ReplicationGroupSpec,
     members: dict[str, Member],
     work: GroupPass,
@@ -65,7 +65,7 @@ def best_replica(members: dict[str, Member], primary_id: str, work: GroupPass) -
 
 
 async def promote(
-    host: LocalEngineHost,
+    host: EngineHost,
     group: ReplicationGroupSpec,
     members: dict[str, Member],
     work: GroupPass,
@@ -159,7 +159,7 @@ async def _repoint_others(members: dict[str, Member], primary: Member, exclude: 
     return {m.id for m in others}
 
 
-async def _until_gone(host: LocalEngineHost, member: Member) -> None:
+async def _until_gone(host: EngineHost, member: Member) -> None:
     deadline = time.monotonic() + BIND_DEADLINE
     while host.find(member.node.node_dir) is not None:
         if time.monotonic() > deadline:

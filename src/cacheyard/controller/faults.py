@@ -14,7 +14,7 @@ from cacheyard.controller.keys import CACHE_CLUSTER
 from cacheyard.controller.layout import Layout
 from cacheyard.domain import faults
 from cacheyard.engines import isolation
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 from cacheyard.store import Store
 
 _SIGNALS = {"kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIGCONT}
@@ -25,7 +25,7 @@ class FaultInjector:
     def __init__(
         self,
         store: Store,
-        host: LocalEngineHost,
+        host: EngineHost,
         layout: Layout,
         notify: Callable[[str, str], None],
     ) -> None:

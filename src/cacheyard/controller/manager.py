@@ -20,7 +20,7 @@ from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import load
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
 
@@ -31,7 +31,7 @@ RESYNC_INTERVAL = 10.0
 
 class Controller:
     def __init__(
-        self, store: Store, host: LocalEngineHost, layout: Layout, clock: Clock, workers: int = 8
+        self, store: Store, host: EngineHost, layout: Layout, clock: Clock, workers: int = 8
     ) -> None:
         self._store = store
         self._layout = layout

@@ -29,7 +29,7 @@ from cacheyard.domain.node_types import node_type
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
 from cacheyard.engines import reader_spread, replication
 from cacheyard.engines.errors import EngineError
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Record, Store
 
@@ -88,7 +88,7 @@ class ReplicationGroupReconciler:
     def __init__(
         self,
         store: Store,
-        host: LocalEngineHost,
+        host: EngineHost,
         layout: Layout,
         clock: Clock,
         enqueue: Callable[[str, str], None],

@@ -48,10 +48,6 @@ class MalformedQueryString(CommonFault):
     status = 404
 
 
-class ValidationError(CommonFault):
-    code = "ValidationError"
-
-
 class NotImplementedOperation(CommonFault):
     """An operation of the model that Cacheyard does not implement yet."""
 
@@ -82,11 +78,6 @@ class RequestExpired(CommonFault):
     code = "RequestExpired"
 
 
-class AccessDenied(CommonFault):
-    code = "AccessDenied"
-    status = 403
-
-
 class InternalFailure(CommonFault):
     code = "InternalFailure"
     status = 500
@@ -112,10 +103,6 @@ class CacheClusterNotFoundFault(Fault):
 
 
 class InvalidCacheClusterStateFault(Fault):
-    pass
-
-
-class ClusterQuotaForCustomerExceededFault(Fault):
     pass
 
 
@@ -155,10 +142,6 @@ class CacheParameterGroupNotFoundFault(Fault):
     pass
 
 
-class CacheSecurityGroupNotFoundFault(Fault):
-    pass
-
-
 class ReplicationGroupNotFoundFault(Fault):
     pass
 
@@ -176,10 +159,6 @@ class TestFailoverNotAvailableFault(Fault):
 
 
 class NodeGroupNotFoundFault(Fault):
-    pass
-
-
-class NoOperationFault(Fault):
     pass
 
 

@@ -122,8 +122,6 @@ NODE_TYPES: dict[str, NodeType] = {
     **_family("c1", {"xlarge": (8, 6.6)}),
 }
 
-DEFAULT_NODE_TYPE = "cache.t3.micro"
-
 
 def node_type(name: str) -> NodeType:
     try:

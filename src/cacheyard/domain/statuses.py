@@ -13,6 +13,5 @@ REBOOTING_CLUSTER: Final = "rebooting cache cluster nodes"
 NODE_CREATING: Final = "creating"
 NODE_AVAILABLE: Final = "available"
 NODE_REBOOTING: Final = "rebooting"
-NODE_DELETING: Final = "deleting"
 
 SUBNET_ACTIVE: Final = "Active"

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.host import EngineHost
 from cacheyard.engines.probes import KeptRedisProbes
 from cacheyard.engines.spec import NodeSpec
 
@@ -28,7 +28,7 @@ Watched = tuple[str, NodeSpec]
 class HealthMonitor:
     def __init__(
         self,
-        host: LocalEngineHost,
+        host: EngineHost,
         targets: Callable[[], Awaitable[list[Watched]]],
         notify: Callable[[str], None],
         root: Path,
