@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from cacheyard.client.cache_aside import AsyncCacheAside
 from cacheyard.client.connect import AsyncConnection, CacheEndpoints, connect_async
-from cacheyard.client.integrations.starlette import SessionMiddleware
+from cacheyard.client.integrations.starlette import SessionMiddleware, rotate_session
 from cacheyard.client.leaderboard import AsyncLeaderboard
 from cacheyard.client.retry import RetryPolicy
 from cacheyard.client.sessions import AsyncSessionStore
@@ -168,6 +168,7 @@ async def login(request: Request) -> Response:
     session: dict[str, Any] = request.state.session
     session.clear()
     session.update(user=username, name=name)
+    rotate_session(request)  # a session id planted before the login is worthless after it
     return RedirectResponse("/products", status_code=303)
 
 

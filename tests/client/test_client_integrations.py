@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from cacheyard.client.integrations.flask import RedisSessionInterface
-from cacheyard.client.integrations.starlette import SessionMiddleware
+from cacheyard.client.integrations.starlette import SessionMiddleware, rotate_session
 from cacheyard.client.sessions import AsyncSessionStore, SessionStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,6 +66,11 @@ def starlette_app(address: str, prefix: str, ttl: int, max_age: int | None = Non
         request.state.session.clear()
         return PlainTextResponse("bye")
 
+    async def elevate(request: Request) -> PlainTextResponse:
+        request.state.session["admin"] = True
+        rotate_session(request)
+        return PlainTextResponse("elevated")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -77,6 +82,7 @@ def starlette_app(address: str, prefix: str, ttl: int, max_age: int | None = Non
             Route("/add", add, methods=["POST"]),
             Route("/whoami", whoami),
             Route("/logout", logout, methods=["POST"]),
+            Route("/elevate", elevate, methods=["POST"]),
         ],
         middleware=[Middleware(SessionMiddleware, store=store, cookie_name="sid", max_age=max_age)],
         lifespan=lifespan,
@@ -204,3 +210,17 @@ def test_flask_session_expires(client: redis.Redis) -> None:
     prefix = f"web-test-{uuid.uuid4().hex}"
     with flask_app(client, prefix, ttl=1).test_client() as web:
         expiry(client, prefix, Browser(web.post, web.get))
+
+
+def test_starlette_rotates_the_session_id_on_request(caches: Caches, client: redis.Redis) -> None:
+    """After a login (rotate_session) the old id is worthless: no session fixation."""
+    app = starlette_app(caches.redis_address, "rotate", ttl=60)
+    with TestClient(app) as browser:
+        browser.post("/login", params={"user": "alice"})
+        planted = browser.cookies["sid"]
+        assert browser.post("/elevate").text == "elevated"
+        fresh = browser.cookies["sid"]
+        assert fresh != planted
+        assert browser.get("/whoami").json() == {"user": "alice", "admin": True}
+        browser.cookies.set("sid", planted)
+        assert browser.get("/whoami").json() == {}

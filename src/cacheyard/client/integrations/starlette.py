@@ -38,6 +38,12 @@ def _snapshot(data: SessionData) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def rotate_session(request: HTTPConnection) -> None:
+    """Ask for a fresh session id when this response is sent. Call it on login, so an id
+    planted before authentication (session fixation) is worthless after it."""
+    request.state.rotate_session = True
+
+
 class SessionMiddleware:
     """Keeps ``request.state.session`` in a :class:`AsyncSessionStore`.
 
@@ -80,7 +86,12 @@ class SessionMiddleware:
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start":
-                cookie = await self._commit(session_id, before, state.get("session") or {})
+                current = session_id
+                if current is not None and state.pop("rotate_session", False):
+                    current = await self.store.rotate(current)
+                cookie = await self._commit(current, before, state.get("session") or {})
+                if current != session_id and current is not None and cookie is None:
+                    cookie = self._cookie(current)
                 if cookie is not None:
                     MutableHeaders(scope=message).append("set-cookie", cookie)
             await send(message)
