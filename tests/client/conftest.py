@@ -6,10 +6,12 @@ engines, real failovers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+import redis.asyncio as aioredis
 from client_caches import Caches
 from group_helpers import create_group, primary_address, reader_address, wait_group_available
 from service_helpers import Service, wait_available
@@ -45,3 +47,17 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caches]:
         )
     finally:
         service.down()
+
+
+@pytest.fixture
+def client(caches: Caches) -> Iterator[redis.Redis]:
+    connection = redis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+async def aclient(caches: Caches) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
+    yield connection
+    await connection.aclose()

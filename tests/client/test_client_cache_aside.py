@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from client_caches import Caches
+from service_helpers import wait_for
 
 from cacheyard.client.cache_aside import AsyncCacheAside, CacheAside
 from cacheyard.client.serialization import PICKLE
@@ -28,13 +28,6 @@ from cacheyard.client.serialization import PICKLE
 pytestmark = pytest.mark.timeout(60)
 
 SLOW_QUERY = 0.2  # seconds a "slow" loader takes, so that concurrent misses overlap
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.01)
 
 
 class Database:
@@ -67,20 +60,6 @@ class Database:
         if delay:
             time.sleep(delay)  # the query's cost, not a wait for something
         return None if row is None else {"id": row[0], "name": row[1], "price": row[2]}
-
-
-@pytest.fixture
-def client(caches: Caches) -> Iterator[redis.Redis]:
-    connection = redis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-async def aclient(caches: Caches) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
-    yield connection
-    await connection.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ session is gone."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from client_caches import Caches
+from service_helpers import wait_for
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -34,13 +34,6 @@ def client(caches: Caches) -> Iterator[redis.Redis]:
     connection = redis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
     yield connection
     connection.close()
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout}s"
-        time.sleep(0.01)
 
 
 def session_keys(client: redis.Redis, prefix: str) -> list[str]:
@@ -163,7 +156,7 @@ def flows(client: redis.Redis, prefix: str, browser: Browser) -> None:
 def expiry(client: redis.Redis, prefix: str, browser: Browser) -> None:
     browser.post("/login?user=bob")
     assert browser.whoami() == {"user": "bob"}
-    poll(lambda: not session_keys(client, prefix), 5, "the session expires")
+    wait_for(lambda: not session_keys(client, prefix), timeout=5)
     assert browser.whoami() == {}
 
 

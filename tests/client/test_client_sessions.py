@@ -7,8 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -43,13 +42,6 @@ def prefix() -> str:
     return f"sess-test-{uuid.uuid4().hex}"
 
 
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout}s"
-        time.sleep(0.01)
-
-
 def test_create_load_save_delete(client: redis.Redis) -> None:
     store = SessionStore(client, prefix=prefix())
     session_id = store.create({"user": "ann", "cart": [1, 2]})
@@ -81,7 +73,7 @@ def test_a_session_expires_on_time(client: redis.Redis) -> None:
     store = SessionStore(client, prefix=prefix(), ttl=1)
     started = time.monotonic()
     session_id = store.create({"user": "ben"})
-    poll(lambda: not client.exists(store.key(session_id)), 5, "the session expires")
+    wait_for(lambda: not client.exists(store.key(session_id)), timeout=5)
     assert 0.8 < time.monotonic() - started < 3
     assert store.load(session_id) is None
 
@@ -94,7 +86,7 @@ def test_loading_slides_the_ttl_and_touch_renews_it(client: redis.Redis) -> None
     def pttl(store: SessionStore, session_id: str) -> int:
         return int(client.pttl(store.key(session_id)))
 
-    poll(lambda: pttl(sliding, slid) < 1500 and pttl(fixed, kept) < 1500, 5, "TTLs run down")
+    wait_for(lambda: pttl(sliding, slid) < 1500 and pttl(fixed, kept) < 1500, timeout=5)
     assert sliding.load(slid) == {"n": 1} and fixed.load(kept) == {"n": 2}
     assert pttl(sliding, slid) > 1900
     assert pttl(fixed, kept) < 1500  # without sliding, reading does not renew
@@ -104,9 +96,9 @@ def test_loading_slides_the_ttl_and_touch_renews_it(client: redis.Redis) -> None
     started = time.monotonic()
     while time.monotonic() - started < 3:
         assert sliding.load(slid) == {"n": 1}
-        poll(lambda: pttl(sliding, slid) < 1700, 5, "the TTL runs down")
+        wait_for(lambda: pttl(sliding, slid) < 1700, timeout=5)
     # and once nobody loads it, it expires
-    poll(lambda: not client.exists(sliding.key(slid)), 5, "the session expires")
+    wait_for(lambda: not client.exists(sliding.key(slid)), timeout=5)
     assert sliding.load(slid) is None
 
 

@@ -11,13 +11,11 @@ import socket
 import sqlite3
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
-from client_caches import Caches
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -64,20 +62,6 @@ class Accounts:
         finally:
             db.close()
         return balance
-
-
-@pytest.fixture
-def client(caches: Caches) -> Iterator[redis.Redis]:
-    connection = redis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-async def aclient(caches: Caches) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis(host=caches.redis_address, port=6379, socket_timeout=5)
-    yield connection
-    await connection.aclose()
 
 
 @pytest.fixture
