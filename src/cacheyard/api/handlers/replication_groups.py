@@ -14,6 +14,7 @@ from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary, group_view
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import (
+    NOT_YET,
     new_record,
     placement_for,
     refuse_not_yet,
@@ -41,13 +42,9 @@ from cacheyard.store import Record, Transaction
 Params = dict[str, Any]
 
 _NOT_YET = {
+    **NOT_YET,
     "GlobalReplicationGroupId": "Global datastores",
-    "SnapshotArns": "Restoring from a snapshot",
-    "SnapshotName": "Restoring from a snapshot",
     "ServerlessCacheSnapshotName": "Restoring from a snapshot",
-    "AuthToken": "AUTH tokens",
-    "AuthTokenUpdateStrategy": "AUTH tokens",
-    "TransitEncryptionEnabled": "Encryption in transit",
     "TransitEncryptionMode": "Encryption in transit",
     "AtRestEncryptionEnabled": "Encryption at rest",
     "KmsKeyId": "Encryption at rest",
@@ -55,7 +52,6 @@ _NOT_YET = {
     "UserGroupIdsToAdd": "RBAC user groups",
     "UserGroupIdsToRemove": "RBAC user groups",
     "RemoveUserGroups": "RBAC user groups",
-    "LogDeliveryConfigurations": "Log delivery",
     "DataTieringEnabled": "Data tiering",
     "NodeGroupConfiguration": "Node group configuration (cluster mode)",
     "SnapshottingClusterId": "Snapshots",

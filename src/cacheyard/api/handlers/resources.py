@@ -56,6 +56,17 @@ def new_record(
     )
 
 
+# Parameters whose features arrive with later work: refused clearly, never ignored.
+NOT_YET = {
+    "SnapshotArns": "Restoring from a snapshot",
+    "SnapshotName": "Restoring from a snapshot",
+    "AuthToken": "AUTH tokens",
+    "TransitEncryptionEnabled": "Encryption in transit",
+    "LogDeliveryConfigurations": "Log delivery",
+    "AuthTokenUpdateStrategy": "AUTH tokens",
+}
+
+
 def refuse_not_yet(params: Mapping[str, Any], features: Mapping[str, str]) -> None:
     """Parameters whose feature is not built yet are refused clearly, never ignored."""
     for name, feature in features.items():
