@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from engine_helpers import eventually
 from pymemcache.client.base import Client
 
+from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
 from cacheyard.engines.errors import EngineStartError
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.spec import NodeSpec
@@ -99,3 +101,62 @@ async def test_a_second_node_cannot_take_a_running_nodes_address(
         host.start(clash)
     assert host.find(clash.node_dir) is None
     assert await host.probe(first)
+
+
+@pytest.mark.timeout(10)
+async def test_parameters_reach_memcached_as_flags(
+    host: LocalEngineHost, memcached_spec: SpecFactory
+) -> None:
+    options = {
+        "backlog_queue_limit": "512",
+        "binding_protocol": "ascii",
+        "cas_disabled": "1",
+        "chunk_size": "96",
+        "chunk_size_growth_factor": "1.5",
+        "disable_flush_all": "1",
+        "error_on_memory_exhausted": "1",
+        "hash_algorithm": "jenkins",
+        "idle_timeout": "30",
+        "lru_crawler": "0",
+        "lru_maintainer": "0",
+        "max_item_size": "2097152",
+        "max_simultaneous_connections": "100",
+        "maxconns_fast": "0",
+        "requests_per_event": "10",
+        "slab_automove": "2",
+        "slab_reassign": "0",
+        "track_sizes": "1",
+    }
+    assert set(options) == set(MEMCACHED_PARAMETERS)
+    spec = memcached_spec(memcached_options=options)
+    host.start(spec)
+    await eventually(lambda: host.probe(spec))
+    mc = client(spec)
+    try:
+        reply = mc.raw_command("stats settings", "END\r\n").decode()
+    finally:
+        mc.close()
+    settings = dict(
+        line.split(" ", 2)[1:] for line in reply.splitlines() if line.startswith("STAT")
+    )
+    running = {
+        name: option.stats_words.get(settings[option.stats_key], settings[option.stats_key])
+        for name, option in MEMCACHED_PARAMETERS.items()
+    }
+    assert running == {**options, "chunk_size_growth_factor": "1.50"}  # memcached's %.2f
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_memory": "64"}, {"idle_timeout": "30,ext_path=/tmp/x"}, {"max_item_size": "1m -d"}],
+)
+def test_only_known_parameters_of_one_word_are_options(
+    memcached_spec: SpecFactory, options: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match="memcached parameter"):
+        memcached_spec(memcached_options=options)
+
+
+def test_memcached_options_are_for_memcached(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="for memcached nodes"):
+        NodeSpec("redis", tmp_path, "127.0.0.1", 6379, 64, memcached_options={"chunk_size": "96"})

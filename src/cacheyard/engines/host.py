@@ -123,6 +123,9 @@ class LocalEngineHost:
             _write_atomically(spec.node_dir / launch.REDIS_CONF, launch.render_redis_conf(spec))
             argv = launch.redis_argv(binary, spec)
         else:
+            _write_atomically(
+                spec.node_dir / launch.MEMCACHED_OPTIONS, launch.render_memcached_options(spec)
+            )
             argv = launch.memcached_argv(binary, spec)
         return self._spawn(argv, spec.node_dir, spec.address, spec.port)
 

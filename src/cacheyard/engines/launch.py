@@ -6,13 +6,19 @@ without starting anything.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import cacheyard
+from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
 from cacheyard.engines.spec import NodeSpec
 
 REDIS_CONF = "redis.conf"
+# What a memcached node was started with, as redis.conf is for redis.
+MEMCACHED_OPTIONS = "memcached-options.json"
+RDB_FILE = "dump.rdb"
 ENGINE_LOG = "engine.log"
 DISCOVERY_MODULE = "cacheyard.engines.discovery_server"
 MEMCACHED_MAX_CONNECTIONS = 4096
@@ -42,7 +48,7 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
         "maxmemory-policy": "volatile-lru",
         # The default of 5 s keeps a new replica's link down that long.
         "repl-diskless-sync-delay": "0",
-        "dbfilename": "dump.rdb",
+        "dbfilename": RDB_FILE,
     }
     directives.update(spec.redis_config)
     return directives
@@ -71,21 +77,36 @@ def quote_redis(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def render_memcached_options(spec: NodeSpec) -> str:
+    return json.dumps(dict(spec.memcached_options), sort_keys=True) + "\n"
+
+
 def redis_argv(binary: str, spec: NodeSpec) -> list[str]:
     return [binary, str(spec.node_dir / REDIS_CONF)]
 
 
 def memcached_argv(binary: str, spec: NodeSpec) -> list[str]:
-    argv = [
+    return [
         binary,
         *("-l", spec.address, "-p", str(spec.port)),
         *("-U", "0"),  # no UDP listener, as on ElastiCache
         *("-m", str(spec.max_memory_mb), "-t", str(spec.threads)),
-        *("-c", str(MEMCACHED_MAX_CONNECTIONS)),
+        *memcached_option_argv(spec.memcached_options),
+        *memcached_user_argv(),
     ]
-    if os.geteuid() == 0:
-        argv += ["-u", "root"]  # memcached refuses to run as root without it
-    return argv
+
+
+def memcached_option_argv(options: Mapping[str, str]) -> list[str]:
+    """The flags of a node's parameters, over Cacheyard's own defaults."""
+    values = {"max_simultaneous_connections": str(MEMCACHED_MAX_CONNECTIONS), **options}
+    return [
+        word for name, value in values.items() for word in MEMCACHED_PARAMETERS[name].argv(value)
+    ]
+
+
+def memcached_user_argv() -> list[str]:
+    # memcached refuses to run as root without it
+    return ["-u", "root"] if os.geteuid() == 0 else []
 
 
 def discovery_argv(python: str, node_dir: Path) -> list[str]:

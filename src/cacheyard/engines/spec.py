@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
+
 Engine = Literal["redis", "memcached"]
 
 # Directives that make the node what it is (its identity, its supervision):
@@ -33,6 +35,8 @@ RESERVED_REDIS_DIRECTIVES = frozenset(
     }
 )
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
+# One argv word that cannot smuggle in another option (nor an -o suboption).
+_OPTION_VALUE = re.compile(r"[A-Za-z0-9.]+")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class NodeSpec:
     max_memory_mb: int
     threads: int = 4
     redis_config: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # ElastiCache parameter name -> value (domain/parameters.py MEMCACHED_PARAMETERS).
+    memcached_options: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.engine not in ("redis", "memcached"):
@@ -62,6 +68,13 @@ class NodeSpec:
                 raise ValueError(f"invalid redis directive {name!r}")
             if name in RESERVED_REDIS_DIRECTIVES:
                 raise ValueError(f"redis directive {name!r} is managed by the engine host")
+        if self.memcached_options and self.engine != "memcached":
+            raise ValueError("memcached_options are for memcached nodes")
+        for name, value in self.memcached_options.items():
+            if name not in MEMCACHED_PARAMETERS:
+                raise ValueError(f"unknown memcached parameter {name!r}")
+            if not _OPTION_VALUE.fullmatch(value):
+                raise ValueError(f"invalid value {value!r} for memcached parameter {name}")
 
 
 @dataclass(frozen=True)
