@@ -7,6 +7,7 @@ whichever host object started it.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from cacheyard.controller.cache_clusters import CacheClusterReconciler
 from cacheyard.controller.layout import Layout
 from cacheyard.domain.cache_clusters import Placement
 from cacheyard.domain.network import Network
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.parameter_probe import probe_catalog
 from cacheyard.store import SqlStore
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 
 @pytest.fixture
@@ -57,8 +61,27 @@ def placement(network: Network) -> Placement:
     return new_placement(network)
 
 
+@pytest.fixture(scope="session")
+def parameters(tmp_path_factory: pytest.TempPathFactory) -> ParameterCatalog:
+    """The installed engines' parameters, probed once per run."""
+    workdir = tmp_path_factory.mktemp("probe")
+    return asyncio.run(
+        probe_catalog(shutil.which("redis-server"), shutil.which("memcached"), workdir)
+    )
+
+
+@pytest.fixture
+def snapshot_files(tmp_path: Path) -> SnapshotFiles:
+    return SnapshotFiles(tmp_path / "snapshots")
+
+
 @pytest.fixture
 def reconciler(
-    store: SqlStore, host: LocalEngineHost, layout: Layout, clock: FakeClock
+    store: SqlStore,
+    host: LocalEngineHost,
+    layout: Layout,
+    clock: FakeClock,
+    parameters: ParameterCatalog,
+    snapshot_files: SnapshotFiles,
 ) -> CacheClusterReconciler:
-    return CacheClusterReconciler(store, host, layout, clock)
+    return CacheClusterReconciler(store, host, layout, clock, parameters, snapshot_files)

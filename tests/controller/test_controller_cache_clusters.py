@@ -27,9 +27,11 @@ from cacheyard.controller.cache_clusters import HUNG_AFTER, START_RETRY, CacheCl
 from cacheyard.controller.layout import Layout
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import NodePlan, Placement, plan_reboot, plan_resize
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import EventQuery, SqlStore
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,6 +100,8 @@ async def test_a_new_control_plane_adopts_running_engines(
     layout: Layout,
     clock: FakeClock,
     placement: Placement,
+    parameters: ParameterCatalog,
+    snapshot_files: SnapshotFiles,
 ) -> None:
     spec = plan(placement, "adopt")
     await insert(store, spec)
@@ -106,7 +110,7 @@ async def test_a_new_control_plane_adopts_running_engines(
     assert before is not None
 
     fresh_host = LocalEngineHost()
-    restarted = CacheClusterReconciler(store, fresh_host, layout, clock)
+    restarted = CacheClusterReconciler(store, fresh_host, layout, clock, parameters, snapshot_files)
     assert await restarted.reconcile("adopt") is None
 
     assert fresh_host.find(layout.node("adopt", "0001")) == before

@@ -12,17 +12,26 @@ from cacheyard.controller.layout import Layout
 from cacheyard.controller.manager import Controller
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import Placement
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.store import SqlStore
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
 async def controller(
-    store: SqlStore, host: LocalEngineHost, layout: Layout, clock: FakeClock
+    store: SqlStore,
+    host: LocalEngineHost,
+    layout: Layout,
+    clock: FakeClock,
+    parameters: ParameterCatalog,
+    snapshot_files: SnapshotFiles,
 ) -> AsyncIterator[Controller]:
-    made = Controller(store, host, layout, clock, workers=2)
+    made = Controller(
+        store, host, layout, clock, parameters, snapshot_files, lambda name: name, workers=2
+    )
     yield made
     await made.stop()
 

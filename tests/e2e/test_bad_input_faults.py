@@ -405,8 +405,8 @@ def test_too_many_subnets(service: Service, ec: BaseClient) -> None:
 @pytest.mark.parametrize(
     ("operation", "params"),
     [
-        ("create_snapshot", {"SnapshotName": "s", "CacheClusterId": "c"}),
-        ("describe_snapshots", {}),
+        ("create_user", {"UserId": "u", "UserName": "u", "Engine": "redis", "AccessString": "on"}),
+        ("describe_users", {}),
     ],
 )
 def test_unimplemented_operation_through_boto3(
@@ -605,7 +605,7 @@ AVAILABLE_FAULTS: list[Any] = [
     pytest.param(
         "delete",
         {"FinalSnapshotIdentifier": "final"},
-        "InvalidParameterCombination",
+        "SnapshotFeatureNotSupportedFault",
         400,
         id="final-snapshot-memcached",
     ),

@@ -53,8 +53,23 @@ def main() -> None:
     type=click.IntRange(1, 254),
     help="Nodes get addresses in 127.<address-base>.0.0/16.",
 )
+@click.option(
+    "--buckets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="DATA_DIR/buckets",
+    help="Stands in for S3: CopySnapshot's TargetBucket and SnapshotArns' buckets "
+    "are its subdirectories.",
+)
 @data_dir_option
-def up(host: str, port: int, region: str, address_base: int, data_dir: Path) -> None:
+def up(
+    host: str,
+    port: int,
+    region: str,
+    address_base: int,
+    buckets_dir: Path | None,
+    data_dir: Path,
+) -> None:
     """Run the service in the foreground (engines keep running when it stops)."""
     logging.basicConfig(
         level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
@@ -65,6 +80,7 @@ def up(host: str, port: int, region: str, address_base: int, data_dir: Path) -> 
         port=port,
         region=region,
         address_base=address_base,
+        buckets_dir=buckets_dir.resolve() if buckets_dir is not None else None,
     )
 
     def announce(started: service.Started) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import uvicorn
 
 from cacheyard.api.app import ElastiCacheApi, create_app
 from cacheyard.api.handlers import Context
+from cacheyard.api.handlers.parameter_groups import ensure_default_groups
 from cacheyard.api.handlers.resources import ensure_default_subnet_group
 from cacheyard.cli import network_rules
 from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
@@ -25,13 +27,16 @@ from cacheyard.controller.faults import FaultInjector
 from cacheyard.controller.keys import REPLICATION_GROUP
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.manager import Controller
+from cacheyard.domain.arns import Arn
 from cacheyard.domain.clock import SystemClock
 from cacheyard.domain.engines import EngineCatalog
 from cacheyard.domain.network import Network
 from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.parameter_probe import load_or_probe
 from cacheyard.engines.versions import installed_versions
 from cacheyard.ha.monitor import HealthMonitor
 from cacheyard.store import SqlStore, Store
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +89,39 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
     clock = SystemClock()
     host = LocalEngineHost()
     layout = Layout(settings.data_dir)
-    controller = Controller(store, host, layout, clock)
+    parameters = await load_or_probe(
+        shutil.which("redis-server"),
+        shutil.which("memcached"),
+        settings.data_dir,
+        settings.parameter_cache,
+    )
+    snapshots = SnapshotFiles(settings.snapshots_dir)
+    network = Network(settings.region, settings.address_base)
+    controller = Controller(
+        store,
+        host,
+        layout,
+        clock,
+        parameters,
+        snapshots,
+        lambda name: str(Arn(settings.region, settings.account, "snapshot", name)),
+    )
     ctx = Context(
         store=store,
         controller=controller,
         clock=clock,
-        network=Network(settings.region, settings.address_base),
+        network=network,
         catalog=EngineCatalog(installed_versions()),
         account=settings.account,
+        parameters=parameters,
+        snapshots=snapshots,
+        buckets=settings.buckets,
     )
     monitor = HealthMonitor(host, controller.nodes_to_watch, controller.notify, layout.clusters)
     try:
         started = await ensure_admin_key(store, settings)
         await ensure_default_subnet_group(ctx)
+        await ensure_default_groups(ctx)
         async with store.transaction() as tx:
             secrets = {key: secret for key, secret, _ in await tx.access_keys()}
             readers = {g.spec["reader_endpoint"] for g in await tx.all(REPLICATION_GROUP)}

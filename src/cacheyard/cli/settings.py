@@ -27,6 +27,7 @@ class Settings:
     region: str = DEFAULT_REGION
     account: str = DEFAULT_ACCOUNT
     address_base: int = DEFAULT_ADDRESS_BASE
+    buckets_dir: Path | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -35,6 +36,20 @@ class Settings:
     @property
     def database(self) -> Path:
         return self.data_dir / "state.db"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def buckets(self) -> Path:
+        """Where exported snapshots go: one directory per bucket, standing in for S3."""
+        return self.buckets_dir or self.data_dir / "buckets"
+
+    @property
+    def parameter_cache(self) -> Path:
+        """The parameters read from the installed engines, kept until they change."""
+        return self.data_dir / "parameters.json"
 
     @property
     def credentials_file(self) -> Path:

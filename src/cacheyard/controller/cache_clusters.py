@@ -13,23 +13,28 @@ import asyncio
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cacheyard.controller.keys import CACHE_CLUSTER
+from cacheyard.controller.keys import CACHE_CLUSTER, SNAPSHOT
 from cacheyard.controller.layout import Layout
+from cacheyard.controller.parameters import NodeParameters, node_parameters
+from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import load
 from cacheyard.domain.node_types import node_type
+from cacheyard.domain.parameters import ParameterCatalog
+from cacheyard.engines import live_config, replication
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
-from cacheyard.engines.errors import EngineStartError
+from cacheyard.engines.errors import EngineError, EngineStartError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
+from cacheyard.store.snapshot_files import SnapshotCorrupt, SnapshotFiles
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,9 @@ START_RETRY = 1.0
 STOP_GRACE = 5.0
 # How long a live engine may go without answering before it is killed and restarted.
 HUNG_AFTER = timedelta(seconds=10)
+
+
+_NEW = (statuses.CREATING, statuses.RESTORING)
 
 
 def _grace(spec: CacheClusterSpec) -> float:
@@ -55,7 +63,9 @@ class _Pass:
 
     observed: dict[str, Any]
     messages: list[str]
+    parameters: NodeParameters
     ready: bool = True
+    restore_failed: bool = False
 
     def node(self, node_id: str) -> dict[str, Any]:
         nodes: dict[str, dict[str, Any]] = self.observed.setdefault("nodes", {})
@@ -68,14 +78,27 @@ class _Pass:
 
 
 class CacheClusterReconciler:
-    def __init__(self, store: Store, host: EngineHost, layout: Layout, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        host: EngineHost,
+        layout: Layout,
+        clock: Clock,
+        parameters: ParameterCatalog,
+        snapshots: SnapshotFiles,
+    ) -> None:
         self._store = store
         self._host = host
         self._layout = layout
         self._clock = clock
+        self._parameters = parameters
+        self._snapshots = snapshots
 
-    def node_spec(self, spec: CacheClusterSpec, plan: NodePlan) -> NodeSpec:
+    def node_spec(
+        self, spec: CacheClusterSpec, plan: NodePlan, parameters: NodeParameters | None = None
+    ) -> NodeSpec:
         kind = node_type(spec.node_type)
+        overrides = dict(parameters.overrides) if parameters is not None else {}
         return NodeSpec(
             engine="redis" if spec.engine == "redis" else "memcached",
             node_dir=self._layout.node(spec.cluster_id, plan.node_id),
@@ -83,19 +106,30 @@ class CacheClusterReconciler:
             port=spec.port,
             max_memory_mb=kind.memory_mb,
             threads=kind.memcached_threads,
+            redis_config=overrides if spec.engine == "redis" else {},
+            memcached_options=overrides if spec.engine == "memcached" else {},
         )
 
     async def reconcile(self, cluster_id: str) -> float | None:
         async with self._store.transaction() as tx:
             record = await tx.get(CACHE_CLUSTER, cluster_id)
+            if record is not None:
+                spec = load(CacheClusterSpec, record.spec)
+                parameters = await node_parameters(
+                    tx, self._parameters, spec.parameter_group, spec.family
+                )
+                final = await tx.get(SNAPSHOT, spec.final_snapshot) if spec.final_snapshot else None
         cluster_dir = self._layout.cluster(cluster_id)
         if record is None:
             await self._remove_everything(cluster_dir)
             return None
-        spec = load(CacheClusterSpec, record.spec)
         if spec.deleting:
+            if final is not None and final.status == statuses.SNAPSHOT_CREATING:
+                return RETRY  # the final snapshot is read from the running engine
             return await self._delete(spec, cluster_dir)
-        work = _Pass(observed=dict(record.observed), messages=[])
+        if record.status == statuses.RESTORE_FAILED:
+            return None
+        work = _Pass(observed=dict(record.observed), messages=[], parameters=parameters)
         try:
             await self._remove_stray_nodes(spec, cluster_dir, work)
             if spec.engine == "memcached":
@@ -103,6 +137,13 @@ class CacheClusterReconciler:
             await self._converge_nodes(spec, work)
             if spec.engine == "memcached" and work.ready:
                 await self._converge_discovery(spec, work)
+            if work.ready:
+                await self._apply_parameters(spec, work)
+        except RestoreFailed as exc:
+            log.warning("cluster %s: restore failed: %s", cluster_id, exc)
+            await self._fail_restore(spec, work, str(exc))
+            await self._record(record.generation, record.status, spec, work)
+            return None
         except EngineStartError as exc:
             log.warning("cluster %s: %s", cluster_id, exc)
             work.ready = False
@@ -111,15 +152,53 @@ class CacheClusterReconciler:
         await self._record(record.generation, record.status, spec, work)
         return None if work.ready else RETRY
 
+    async def _apply_parameters(self, spec: CacheClusterSpec, work: _Pass) -> None:
+        """Immediate parameters live on every node; the rest reported as pending
+        until the node restarts with them."""
+        for plan in spec.nodes:
+            seen = work.node(plan.node_id)
+            node_dir = self._layout.node(spec.cluster_id, plan.node_id)
+            if spec.engine == "redis":
+                changes = work.parameters.live_changes(seen.get("live", {}))
+                if changes:
+                    try:
+                        await replication.set_config(plan.address, spec.port, changes)
+                    except EngineError as exc:
+                        log.warning("cluster %s: %s", spec.cluster_id, exc)
+                        work.ready = False
+                        continue
+                seen["live"] = work.parameters.immediate()
+            started = await asyncio.to_thread(live_config.started_config, node_dir)
+            seen["pending_reboot"] = work.parameters.pending_reboot(started)
+
+    async def _fail_restore(self, spec: CacheClusterSpec, work: _Pass, reason: str) -> None:
+        """Nothing but the new cluster's own processes is touched: they are stopped,
+        and the cluster stays in restore-failed until it is deleted."""
+        running = self._host.find_all(self._layout.cluster(spec.cluster_id))
+        await asyncio.gather(*(self._host.stop(path, grace=0) for path in running))
+        assert spec.restore is not None
+        work.ready = False
+        work.restore_failed = True
+        work.messages.append(events.restore_failed(spec.restore.label, reason))
+
     async def _record(
         self, generation: int, status: str, spec: CacheClusterSpec, work: _Pass
     ) -> None:
         now = self._clock.now()
         recovering = any(n.get("recovering") for n in work.observed.get("nodes", {}).values())
-        if work.ready:
+        restoring = spec.restore is not None and not work.observed.get("restored")
+        if work.restore_failed:
+            new_status = statuses.RESTORE_FAILED
+        elif work.ready:
             new_status = statuses.AVAILABLE
+            if restoring:
+                assert spec.restore is not None
+                work.observed["restored"] = True
+                work.messages.append(events.restore_finished(spec.restore.label))
         elif recovering and status == statuses.AVAILABLE:
             new_status = statuses.REBOOTING_CLUSTER
+        elif restoring and status in (statuses.CREATING, statuses.RESTORING):
+            new_status = statuses.RESTORING
         else:
             new_status = None
         async with self._store.transaction() as tx:
@@ -134,7 +213,7 @@ class CacheClusterReconciler:
                 await tx.add_event(
                     events.Event(events.CACHE_CLUSTER, spec.cluster_id, message, now)
                 )
-            if changed and status == statuses.CREATING and new_status == statuses.AVAILABLE:
+            if changed and status in _NEW and new_status == statuses.AVAILABLE:
                 await tx.add_event(
                     events.Event(
                         events.CACHE_CLUSTER, spec.cluster_id, events.cluster_created(), now
@@ -145,7 +224,7 @@ class CacheClusterReconciler:
         running = self._host.find_all(self._layout.cluster(spec.cluster_id))
         to_wait: list[tuple[NodePlan, NodeSpec]] = []
         for plan in spec.nodes:
-            node = self.node_spec(spec, plan)
+            node = self.node_spec(spec, plan, work.parameters)
             seen = work.node(plan.node_id)
             process = running.get(node.node_dir)
             if process is not None and plan.reboot_seq > seen["restarted"]:
@@ -158,6 +237,11 @@ class CacheClusterReconciler:
                     seen["recovering"] = True
                     work.messages.append(events.recovery_started([plan.node_id]))
                 node.node_dir.mkdir(parents=True, exist_ok=True)
+                seen["live"] = work.parameters.immediate()
+                if spec.restore is not None and not work.observed.get("restored"):
+                    node = await self._seed(spec, node, seen, work)
+                else:
+                    discard_rdb(node.node_dir)
                 self._host.start(node)
             to_wait.append((plan, node))
         answers = await asyncio.gather(*(self._wait_ready(node) for _, node in to_wait))
@@ -177,6 +261,25 @@ class CacheClusterReconciler:
                 seen["restarted"] = plan.reboot_seq
                 work.messages.append(events.nodes_restarted([plan.node_id]))
             seen["status"] = statuses.NODE_AVAILABLE
+
+    async def _seed(
+        self, spec: CacheClusterSpec, node: NodeSpec, seen: dict[str, Any], work: _Pass
+    ) -> NodeSpec:
+        """Place the snapshot's data for the node's first start. It starts with AOF
+        off so that it loads the RDB; AOF is then switched on live if wanted."""
+        assert spec.restore is not None
+        if seen.get("restore_started"):
+            raise RestoreFailed("the engine stopped while it was loading the snapshot")
+        if not seen.get("restore_announced"):
+            work.messages.append(events.restore_started(spec.restore.label))
+            seen["restore_announced"] = True
+        try:
+            await asyncio.to_thread(seed_node, self._snapshots, spec.restore, node.node_dir)
+        except (SnapshotCorrupt, OSError) as exc:
+            raise RestoreFailed(str(exc)) from None
+        seen["restore_started"] = True
+        seen["live"] = {**seen["live"], "appendonly": "no"}
+        return replace(node, redis_config={**node.redis_config, "appendonly": "no"})
 
     async def _handle_unanswered(
         self, plan: NodePlan, node: NodeSpec, seen: dict[str, Any], work: _Pass

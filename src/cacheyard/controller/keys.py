@@ -5,6 +5,8 @@ from __future__ import annotations
 CACHE_CLUSTER = "cache-cluster"
 CACHE_SUBNET_GROUP = "cache-subnet-group"
 REPLICATION_GROUP = "replication-group"
+CACHE_PARAMETER_GROUP = "cache-parameter-group"
+SNAPSHOT = "snapshot"
 
 
 def key(kind: str, resource_id: str) -> str:

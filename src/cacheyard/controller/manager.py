@@ -10,35 +10,55 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from cacheyard.controller import keys
+from cacheyard.controller.backups import BackupScheduler
 from cacheyard.controller.cache_clusters import CacheClusterReconciler
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.replication_groups import ReplicationGroupReconciler
+from cacheyard.controller.snapshots import SnapshotReconciler
 from cacheyard.controller.workqueue import WorkQueue
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import load
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
 RESYNC_INTERVAL = 10.0
+BACKUP_INTERVAL = 30.0
 
 
 class Controller:
     def __init__(
-        self, store: Store, host: EngineHost, layout: Layout, clock: Clock, workers: int = 8
+        self,
+        store: Store,
+        host: EngineHost,
+        layout: Layout,
+        clock: Clock,
+        parameters: ParameterCatalog,
+        snapshots: SnapshotFiles,
+        snapshot_arn: Callable[[str], str],
+        workers: int = 8,
     ) -> None:
         self._store = store
         self._layout = layout
-        self.clusters = CacheClusterReconciler(store, host, layout, clock)
-        self.groups = ReplicationGroupReconciler(store, host, layout, clock, self.enqueue)
+        self._snapshot_files = snapshots
+        self.clusters = CacheClusterReconciler(store, host, layout, clock, parameters, snapshots)
+        self.groups = ReplicationGroupReconciler(
+            store, host, layout, clock, self.enqueue, parameters, snapshots
+        )
+        self.snapshots = SnapshotReconciler(store, snapshots, layout, clock)
+        self.backups = BackupScheduler(store, clock, self.enqueue, snapshot_arn)
         self._queue = WorkQueue(self._handle, workers=workers)
         self._resync: asyncio.Task[None] | None = None
+        self._backups: asyncio.Task[None] | None = None
 
     def enqueue(self, kind: str, resource_id: str) -> None:
         self._queue.add(keys.key(kind, resource_id))
@@ -47,22 +67,28 @@ class Controller:
         self._queue.add(queue_key)
 
     async def start(self) -> None:
+        await asyncio.to_thread(self._snapshot_files.clean_staging)
         self._queue.start()
         await self.resync()
-        self._resync = asyncio.create_task(self._resync_forever())
+        self._resync = asyncio.create_task(self._every(RESYNC_INTERVAL, self.resync))
+        self._backups = asyncio.create_task(self._every(BACKUP_INTERVAL, self.backups.tick))
 
     async def stop(self) -> None:
-        if self._resync is not None:
-            self._resync.cancel()
-            await asyncio.gather(self._resync, return_exceptions=True)
+        tasks = [t for t in (self._resync, self._backups) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._queue.stop()
 
     async def resync(self) -> None:
         async with self._store.transaction() as tx:
             stored = {r.id for r in await tx.all(keys.CACHE_CLUSTER)}
             groups = [r.id for r in await tx.all(keys.REPLICATION_GROUP)]
+            snapshots = [r.id for r in await tx.all(keys.SNAPSHOT)]
         for group_id in groups:
             self.enqueue(keys.REPLICATION_GROUP, group_id)
+        for name in set(snapshots) | set(await asyncio.to_thread(self._snapshot_files.names)):
+            self.enqueue(keys.SNAPSHOT, name)
         on_disk = (
             {p.name for p in self._layout.clusters.iterdir() if p.is_dir()}
             if self._layout.clusters.is_dir()
@@ -71,18 +97,21 @@ class Controller:
         for cluster_id in sorted(stored | on_disk):
             self.enqueue(keys.CACHE_CLUSTER, cluster_id)
 
-    async def _resync_forever(self) -> None:
+    @staticmethod
+    async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await asyncio.sleep(RESYNC_INTERVAL)
+            await asyncio.sleep(interval)
             try:
-                await self.resync()
+                await job()
             except Exception:
-                log.exception("resync failed")
+                log.exception("periodic %s failed", getattr(job, "__name__", job))
 
     async def _handle(self, queue_key: str) -> float | None:
         kind, resource_id = keys.split(queue_key)
         if kind == keys.REPLICATION_GROUP:
             return await self.groups.reconcile(resource_id)
+        if kind == keys.SNAPSHOT:
+            return await self.snapshots.reconcile(resource_id)
         if kind == keys.CACHE_CLUSTER:
             group_id = await self._group_of(resource_id)
             if group_id is not None:

@@ -19,23 +19,29 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cacheyard.controller import failover
-from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP
+from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
+from cacheyard.controller.parameters import NodeParameters, node_parameters
+from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
-from cacheyard.engines import reader_spread, replication
+from cacheyard.engines import live_config, reader_spread, replication
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Record, Store
+from cacheyard.store.snapshot_files import SnapshotCorrupt, SnapshotFiles
 
 log = logging.getLogger(__name__)
 
 RETRY = 0.05
+RETRY_SNAPSHOT = 0.2
+_NEW = (statuses.CREATING, statuses.RESTORING)
 INFO_TIMEOUT = 0.25
 # An isolated primary refuses writes once no replica acknowledged for this long.
 MIN_REPLICAS_MAX_LAG = 2
@@ -69,10 +75,12 @@ class GroupPass:
     """The group's observed state being updated by one pass, and what to record."""
 
     observed: dict[str, Any]
+    parameters: NodeParameters = field(default_factory=NodeParameters)
     group_events: list[str] = field(default_factory=list)
     repointed: set[str] = field(default_factory=set)
     member_events: list[tuple[str, str]] = field(default_factory=list)
     ready: bool = True
+    restore_failed: bool = False
 
     @property
     def primary(self) -> str | None:
@@ -92,19 +100,28 @@ class ReplicationGroupReconciler:
         layout: Layout,
         clock: Clock,
         enqueue: Callable[[str, str], None],
+        parameters: ParameterCatalog,
+        snapshots: SnapshotFiles,
     ) -> None:
         self._store = store
         self._host = host
         self._layout = layout
         self._clock = clock
         self._enqueue = enqueue
+        self._parameters = parameters
+        self._snapshots = snapshots
 
     def member_node(
-        self, group: ReplicationGroupSpec, spec: CacheClusterSpec, primary: NodeSpec | None
+        self,
+        group: ReplicationGroupSpec,
+        spec: CacheClusterSpec,
+        primary: NodeSpec | None,
+        parameters: NodeParameters | None = None,
     ) -> NodeSpec:
         """The engine for a member; a replica starts already pointing at the primary, so a
         returning old primary can never come back writable (fencing)."""
         config = {
+            **(parameters.overrides if parameters is not None else {}),
             "min-replicas-to-write": "1" if group.automatic_failover else "0",
             "min-replicas-max-lag": str(MIN_REPLICAS_MAX_LAG),
         }
@@ -127,12 +144,23 @@ class ReplicationGroupReconciler:
                 for r in await tx.all(CACHE_CLUSTER)
                 if r.spec.get("replication_group_id") == group_id
             ]
+            if record is not None:
+                group = load(ReplicationGroupSpec, record.spec)
+                parameters = await node_parameters(
+                    tx, self._parameters, group.parameter_group, group.family
+                )
+                final = (
+                    await tx.get(SNAPSHOT, group.final_snapshot) if group.final_snapshot else None
+                )
         if record is None:
             for leftover in member_records:
                 await self._remove_member(leftover)
             return None
-        group = load(ReplicationGroupSpec, record.spec)
-        work = GroupPass(observed=dict(record.observed))
+        if group.deleting and final is not None and final.status == statuses.SNAPSHOT_CREATING:
+            return RETRY_SNAPSHOT  # the final snapshot is read from the running members
+        if record.status == statuses.RESTORE_FAILED and not group.deleting:
+            return None
+        work = GroupPass(observed=dict(record.observed), parameters=parameters)
         for member_record in member_records:
             if member_record.spec.get("deleting") or member_record.id not in group.member_ids:
                 await self._remove_member(member_record)
@@ -150,11 +178,27 @@ class ReplicationGroupReconciler:
         members = await self._observe(group, live, work)
         try:
             await self._converge(group, members, work)
+        except RestoreFailed as exc:
+            log.warning("replication group %s: restore failed: %s", group_id, exc)
+            await self._fail_restore(members, work, str(exc))
+            await self._record(record, group, members, work)
+            return None
         except EngineError as exc:
             log.warning("replication group %s: %s", group_id, exc)
             work.ready = False
         await self._record(record, group, members, work)
         return None if work.ready else RETRY
+
+    async def _fail_restore(self, members: dict[str, Member], work: GroupPass, reason: str) -> None:
+        """Only the new group's own processes are stopped; it stays restore-failed."""
+        await asyncio.gather(
+            *(self._host.stop(m.node.node_dir, grace=0) for m in members.values() if m.running)
+        )
+        source = next(m.spec.restore for m in members.values() if m.spec.restore is not None)
+        assert source is not None
+        work.ready = False
+        work.restore_failed = True
+        work.group_events.append(events.restore_failed(source.label, reason))
 
     async def _observe(
         self, group: ReplicationGroupSpec, live: dict[str, Record], work: GroupPass
@@ -165,7 +209,7 @@ class ReplicationGroupReconciler:
         members = {}
         for member_id in group.member_ids:
             spec = load(CacheClusterSpec, live[member_id].spec)
-            node = self.member_node(group, spec, primary_node)
+            node = self.member_node(group, spec, primary_node, work.parameters)
             members[member_id] = Member(live[member_id], spec, node, node.node_dir in running)
         infos = await asyncio.gather(
             *(
@@ -217,7 +261,7 @@ class ReplicationGroupReconciler:
                 )
         if primary.info is not None and primary.info.role != "primary":
             await replication.make_primary(primary.address, primary.node.port)
-        await self._apply_settings(group, members)
+        await self._apply_settings(group, members, work)
         self._update_sync_flags(members, primary, work)
         await self._place_endpoints(group, members, primary, work)
 
@@ -236,15 +280,34 @@ class ReplicationGroupReconciler:
             seen["status"] = statuses.NODE_REBOOTING
         seen["synced"] = False
         seen["has_data"] = False  # a new process: empty until its first sync completes
-        node = self.member_node(group, member.spec, primary.node if primary else None)
+        node = self.member_node(
+            group, member.spec, primary.node if primary else None, work.parameters
+        )
         node.node_dir.mkdir(parents=True, exist_ok=True)
+        seen["live"] = work.parameters.immediate()
+        restore = member.spec.restore
+        if primary is None and restore is not None and not work.observed.get("restored"):
+            if seen.get("restore_started"):
+                raise RestoreFailed("the engine stopped while it was loading the snapshot")
+            work.group_events.append(events.restore_started(restore.label))
+            try:
+                await asyncio.to_thread(seed_node, self._snapshots, restore, node.node_dir)
+            except (SnapshotCorrupt, OSError) as exc:
+                raise RestoreFailed(str(exc)) from None
+            seen["restore_started"] = True
+            seen["has_data"] = True
+            # AOF off for the load (AOF would be loaded instead); switched on live after.
+            seen["live"] = {**seen["live"], "appendonly": "no"}
+            node = replace(node, redis_config={**node.redis_config, "appendonly": "no"})
+        else:
+            discard_rdb(node.node_dir)
         self._host.start(node)
         member.running = True
         member.info = None
         work.ready = False
 
     async def _apply_settings(
-        self, group: ReplicationGroupSpec, members: dict[str, Member]
+        self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
     ) -> None:
         wanted = {
             "min-replicas-to-write": "1" if group.automatic_failover else "0",
@@ -257,6 +320,16 @@ class ReplicationGroupReconciler:
                 if m.answering
             )
         )
+        for member in members.values():
+            if not member.answering:
+                continue
+            seen = work.seen(member.id)
+            changes = work.parameters.live_changes(seen.get("live", {}))
+            if changes:
+                await replication.set_config(member.address, member.node.port, changes)
+            seen["live"] = work.parameters.immediate()
+            started = await asyncio.to_thread(live_config.started_config, member.node.node_dir)
+            seen["pending_reboot"] = work.parameters.pending_reboot(started)
 
     async def _place_endpoints(
         self,
@@ -368,7 +441,19 @@ class ReplicationGroupReconciler:
         pending = len(group.test_failovers) > work.observed.get("test_failovers", 0) or (
             group.switchover_seq > work.observed.get("switchover_seq", 0)
         )
-        status = statuses.AVAILABLE if work.ready and not pending else None
+        restoring = any(m.spec.restore is not None for m in members.values()) and not (
+            work.observed.get("restored")
+        )
+        status: str | None = statuses.AVAILABLE if work.ready and not pending else None
+        if work.restore_failed:
+            status = statuses.RESTORE_FAILED
+        elif status == statuses.AVAILABLE and restoring:
+            work.observed["restored"] = True
+            source = next(m.spec.restore for m in members.values() if m.spec.restore is not None)
+            assert source is not None
+            work.group_events.append(events.restore_finished(source.label))
+        elif status is None and restoring and record.status in _NEW:
+            status = statuses.RESTORING
         async with self._store.transaction() as tx:
             changed = await tx.update_observed(
                 REPLICATION_GROUP,
@@ -377,7 +462,7 @@ class ReplicationGroupReconciler:
                 status=status,
                 generation=record.generation,
             )
-            if changed and record.status == statuses.CREATING:
+            if changed and record.status in _NEW and status == statuses.AVAILABLE:
                 work.group_events.append(events.replication_group_created(group.group_id))
             for message in work.group_events:
                 await tx.add_event(
@@ -396,7 +481,14 @@ class ReplicationGroupReconciler:
                 await tx.update_observed(
                     CACHE_CLUSTER,
                     member.id,
-                    {"nodes": {"0001": {"status": seen["status"]}}},
+                    {
+                        "nodes": {
+                            "0001": {
+                                "status": seen["status"],
+                                "pending_reboot": seen.get("pending_reboot", []),
+                            }
+                        }
+                    },
                     status=member_status,
                     generation=member.record.generation,
                 )

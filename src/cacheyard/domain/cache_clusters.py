@@ -32,6 +32,19 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class RestoreSource:
+    """Where a new cache's data comes from: a stored snapshot, or exported RDB
+    files named by ``SnapshotArns`` (resolved to paths when the request is taken)."""
+
+    snapshot: str | None = None
+    files: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.snapshot or ", ".join(self.files)
+
+
+@dataclass(frozen=True)
 class CacheClusterSpec:
     cluster_id: str
     engine: str
@@ -55,6 +68,8 @@ class CacheClusterSpec:
     snapshot_window: str | None = None
     network_type: str = "ipv4"
     replication_group_id: str | None = None
+    restore: RestoreSource | None = None
+    final_snapshot: str | None = None
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 CACHE_CLUSTER = "cache-cluster"
 CACHE_SUBNET_GROUP = "cache-subnet-group"
+CACHE_PARAMETER_GROUP = "cache-parameter-group"
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,42 @@ def failover_completed(old_primary: str, new_primary: str) -> str:
 
 def primary_handed_over(old_primary: str, new_primary: str) -> str:
     return f"Primary role moved from {old_primary} to {new_primary} as requested"
+
+
+def _of(source_type: str, source_id: str) -> str:
+    kind = "replication group" if source_type == REPLICATION_GROUP else "cache cluster"
+    return f"{kind} with ID '{source_id}'"
+
+
+def snapshot_started(name: str, source_type: str, source_id: str) -> str:
+    return f"Snapshot started for snapshot with ID '{name}' of {_of(source_type, source_id)}"
+
+
+def snapshot_succeeded(name: str, source_type: str, source_id: str) -> str:
+    return f"Snapshot succeeded for snapshot with ID '{name}' of {_of(source_type, source_id)}"
+
+
+def snapshot_failed(name: str, source_type: str, source_id: str, reason: str) -> str:
+    return (
+        f"Snapshot failed for snapshot with ID '{name}' of {_of(source_type, source_id)}: {reason}"
+    )
+
+
+def restore_started(snapshot: str) -> str:
+    return f"Restore from snapshot {snapshot} started"
+
+
+def restore_finished(snapshot: str) -> str:
+    return f"Restore from snapshot {snapshot} completed"
+
+
+def restore_failed(snapshot: str, reason: str) -> str:
+    return f"Restore from snapshot {snapshot} failed: {reason}"
+
+
+def parameters_pending_reboot(names: Iterable[str]) -> str:
+    return f"Cache parameters {', '.join(sorted(names))} will take effect after a reboot"
+
+
+def parameters_applied(names: Iterable[str]) -> str:
+    return f"Cache parameters {', '.join(sorted(names))} applied"

@@ -172,3 +172,35 @@ class TagNotFoundFault(Fault):
 
 class TagQuotaPerResourceExceeded(Fault):
     pass
+
+
+class CacheParameterGroupAlreadyExistsFault(Fault):
+    pass
+
+
+class CacheParameterGroupQuotaExceededFault(Fault):
+    pass
+
+
+class InvalidCacheParameterGroupStateFault(Fault):
+    pass
+
+
+class SnapshotAlreadyExistsFault(Fault):
+    pass
+
+
+class SnapshotNotFoundFault(Fault):
+    pass
+
+
+class SnapshotQuotaExceededFault(Fault):
+    pass
+
+
+class SnapshotFeatureNotSupportedFault(Fault):
+    pass
+
+
+class InvalidSnapshotStateFault(Fault):
+    pass

@@ -45,6 +45,11 @@ def subnet_group_name(value: str, parameter: str = "CacheSubnetGroupName") -> st
     return value.lower()
 
 
+def parameter_group_name(value: str, parameter: str = "CacheParameterGroupName") -> str:
+    """A new group's name; ``default.*`` names belong to the service."""
+    return _identifier(value, parameter, 255)
+
+
 def node_id(index: int) -> str:
     """Cache node ids are four-digit, one-based: 0001, 0002, ..."""
     return f"{index:04d}"

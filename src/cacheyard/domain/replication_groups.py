@@ -55,7 +55,16 @@ class ReplicationGroupSpec:
     security_group_ids: tuple[str, ...] = ()
     snapshot_retention_limit: int = 0
     snapshot_window: str | None = None
+    final_snapshot: str | None = None
+    # The member snapshots are read from; by default a replica, so the primary never forks.
+    snapshotting_cluster: str | None = None
     deleting: bool = False
+
+    def snapshot_source(self, primary: str) -> str:
+        if self.snapshotting_cluster in self.member_ids:
+            return self.snapshotting_cluster
+        replicas = [m for m in self.member_ids if m != primary]
+        return replicas[0] if replicas else primary
 
 
 @dataclass(frozen=True)

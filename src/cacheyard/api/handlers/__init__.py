@@ -9,7 +9,9 @@ from cacheyard.api.handlers import (
     cache_clusters,
     engine_versions,
     events,
+    parameter_groups,
     replication_groups,
+    snapshots,
     subnet_groups,
     tags,
 )
@@ -39,6 +41,17 @@ HANDLERS: dict[str, Handler] = {
     "IncreaseReplicaCount": replication_groups.increase_replicas,
     "DecreaseReplicaCount": replication_groups.decrease_replicas,
     "TestFailover": replication_groups.test_failover,
+    "CreateCacheParameterGroup": parameter_groups.create,
+    "DescribeCacheParameterGroups": parameter_groups.describe,
+    "ModifyCacheParameterGroup": parameter_groups.modify,
+    "ResetCacheParameterGroup": parameter_groups.reset,
+    "DeleteCacheParameterGroup": parameter_groups.delete,
+    "DescribeCacheParameters": parameter_groups.describe_parameters,
+    "DescribeEngineDefaultParameters": parameter_groups.describe_engine_defaults,
+    "CreateSnapshot": snapshots.create,
+    "DescribeSnapshots": snapshots.describe,
+    "CopySnapshot": snapshots.copy,
+    "DeleteSnapshot": snapshots.delete,
 }
 
 IMPLEMENTED = frozenset(HANDLERS)

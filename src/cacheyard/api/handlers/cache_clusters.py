@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from cacheyard.api.handlers import parameter_groups, snapshots
 from cacheyard.api.handlers.cluster_view import cluster_view
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary
@@ -23,6 +24,7 @@ from cacheyard.api.handlers.resources import (
 )
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
+from cacheyard.domain import snapshots as snapshots_domain
 from cacheyard.domain.cache_clusters import (
     CacheClusterSpec,
     CreateRequest,
@@ -90,20 +92,12 @@ def _metadata(spec: CacheClusterSpec, params: Params) -> CacheClusterSpec:
             raise faults.InvalidParameterCombinationException(
                 f"{param} is only valid for the redis engine."
             )
-        if param == "SnapshotRetentionLimit" and not 0 <= params[param] <= 35:
-            raise faults.InvalidParameterValueException(
-                "SnapshotRetentionLimit must be between 0 and 35."
-            )
+        if param == "SnapshotRetentionLimit":
+            snapshots_domain.retention_limit(params[param])
         if param == "SnapshotWindow":
             windows.snapshot_window(params[param])
         changes[attr] = params[param]
     return replace(spec, **changes)
-
-
-def _check_parameter_group(params: Params, expected: str) -> None:
-    name = params.get("CacheParameterGroupName")
-    if name is not None and name != expected:
-        raise faults.CacheParameterGroupNotFoundFault(f"CacheParameterGroup {name} not found.")
 
 
 async def create(ctx: Context, params: Params) -> Params:
@@ -111,22 +105,29 @@ async def create(ctx: Context, params: Params) -> Params:
     refuse_not_yet(params, _NOT_YET)
     if params.get("ReplicationGroupId"):
         return await _add_replica(ctx, cluster_id, params)
-    if not params.get("Engine"):
-        raise faults.InvalidParameterValueException("The parameter Engine must be provided.")
-    if not params.get("CacheNodeType"):
-        raise faults.InvalidParameterValueException(
-            "The parameter CacheNodeType must be provided and must not be blank."
-        )
     if params.get("CacheSecurityGroupNames"):
         raise faults.InvalidParameterCombinationException(
             "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
         )
-    engine = ctx.catalog.resolve(params["Engine"].lower(), params.get("EngineVersion"))
-    _check_parameter_group(params, engine.default_parameter_group)
+    async with ctx.store.transaction() as tx:
+        restore, snapshot = await snapshots.restore_source(ctx, tx, params)
+    engine_name = params.get("Engine") or (snapshot.engine if snapshot else None)
+    node_type_name = params.get("CacheNodeType") or (snapshot.node_type if snapshot else None)
+    if not engine_name:
+        raise faults.InvalidParameterValueException("The parameter Engine must be provided.")
+    if not node_type_name:
+        raise faults.InvalidParameterValueException(
+            "The parameter CacheNodeType must be provided and must not be blank."
+        )
+    engine = ctx.catalog.resolve(engine_name.lower(), params.get("EngineVersion"))
+    if restore is not None and engine.engine != "redis":
+        raise faults.InvalidParameterCombinationException(
+            "Only Redis clusters can be restored from a snapshot."
+        )
     request = CreateRequest(
         cluster_id=cluster_id,
         engine=engine,
-        node_type=node_type(params["CacheNodeType"]),
+        node_type=node_type(node_type_name),
         num_nodes=params.get("NumCacheNodes"),
         az_mode=params.get("AZMode"),
         preferred_zone=params.get("PreferredAvailabilityZone"),
@@ -142,8 +143,12 @@ async def create(ctx: Context, params: Params) -> Params:
             raise faults.CacheClusterAlreadyExistsFault(
                 f"Cache cluster {cluster_id} already exists."
             )
+        group_name, _ = await parameter_groups.resolve_for(
+            ctx, tx, request.parameter_group, engine.family
+        )
         placement = await placement_for(ctx, tx, request.subnet_group)
         spec = _metadata(plan_create(request, placement, now), params)
+        spec = replace(spec, parameter_group=group_name, restore=restore)
         record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, spec, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
@@ -205,6 +210,16 @@ async def modify(ctx: Context, params: Params) -> Params:
         resized = await _resize(ctx, tx, spec, params)
         status = statuses.MODIFYING if resized.nodes != spec.nodes else record.status
         spec = _metadata(resized, params)
+        if params.get("CacheParameterGroupName") is not None:
+            if spec.replication_group_id is not None:
+                raise faults.InvalidParameterCombinationException(
+                    f"Cache cluster {spec.cluster_id} is a member of replication group "
+                    f"{spec.replication_group_id}: change its parameter group there."
+                )
+            group_name, _ = await parameter_groups.resolve_for(
+                ctx, tx, params["CacheParameterGroupName"], spec.family
+            )
+            spec = replace(spec, parameter_group=group_name)
         record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), status)
     ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
     return {"CacheCluster": cluster_view(record, show_nodes=False)}
@@ -227,7 +242,6 @@ def _check_unchangeable(ctx: Context, spec: CacheClusterSpec, params: Params) ->
         raise faults.InvalidParameterCombinationException(
             "Changing the node type of a cluster is not supported by this Cacheyard version."
         )
-    _check_parameter_group(params, spec.parameter_group)
     if params.get("CacheSecurityGroupNames"):
         raise faults.InvalidParameterCombinationException(
             "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
@@ -272,24 +286,33 @@ async def delete(ctx: Context, params: Params) -> Params:
     async with ctx.store.transaction() as tx:
         record = await _get(tx, params["CacheClusterId"])
         spec = load(CacheClusterSpec, record.spec)
-        if params.get("FinalSnapshotIdentifier"):
-            if spec.engine == "memcached":
-                raise faults.InvalidParameterCombinationException(
-                    "FinalSnapshotIdentifier is not supported for Memcached clusters."
-                )
-            raise faults.InvalidParameterValueException(
-                "Final snapshots (FinalSnapshotIdentifier) are not supported by this "
-                "Cacheyard version."
-            )
         if record.status == statuses.DELETING:
             raise faults.InvalidCacheClusterStateFault(
                 f"Cache cluster {record.id} is being deleted."
             )
-        _require_available(record)
+        if record.status != statuses.RESTORE_FAILED:
+            _require_available(record)
+        final = params.get("FinalSnapshotIdentifier")
         if spec.replication_group_id is not None:
+            if final:
+                raise faults.InvalidParameterCombinationException(
+                    "A final snapshot of a replication group's member is taken by "
+                    "DeleteReplicationGroup, not DeleteCacheCluster."
+                )
             return await _delete_replica(ctx, tx, record, spec.replication_group_id)
+        if final:
+            snapshot = snapshots_domain.of_cluster(
+                spec,
+                snapshots_domain.snapshot_name(final),
+                snapshots_domain.MANUAL,
+                ctx.clock.now(),
+            )
+            await snapshots.begin(ctx, tx, snapshot, {})
+            spec = replace(spec, final_snapshot=snapshot.name)
         spec = replace(spec, deleting=True)
         record = await tx.update_spec(keys.CACHE_CLUSTER, record.id, dump(spec), statuses.DELETING)
+    if final:
+        ctx.controller.enqueue(keys.SNAPSHOT, str(spec.final_snapshot))
     ctx.controller.enqueue(keys.CACHE_CLUSTER, record.id)
     return {"CacheCluster": cluster_view(record, show_nodes=False)}
 

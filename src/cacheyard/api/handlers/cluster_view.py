@@ -7,6 +7,7 @@ from typing import Any
 from cacheyard.domain import statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.codec import load
+from cacheyard.domain.snapshots import default_window
 from cacheyard.store import Record
 
 
@@ -14,6 +15,7 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
     spec = load(CacheClusterSpec, record.spec)
     observed: dict[str, dict[str, Any]] = record.observed.get("nodes", {})
     pending = _pending(record, spec, observed)
+    to_reboot = [n for n in spec.node_ids if observed.get(n, {}).get("pending_reboot")]
     view: dict[str, Any] = {
         "CacheClusterId": spec.cluster_id,
         "ClientDownloadLandingPage": "https://console.aws.amazon.com/elasticache/home#client-download:",
@@ -29,8 +31,10 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
         "CacheSecurityGroups": [],
         "CacheParameterGroup": {
             "CacheParameterGroupName": spec.parameter_group,
-            "ParameterApplyStatus": "in-sync",
-            "CacheNodeIdsToReboot": [],
+            "ParameterApplyStatus": (
+                statuses.PARAMETERS_PENDING_REBOOT if to_reboot else statuses.PARAMETERS_IN_SYNC
+            ),
+            "CacheNodeIdsToReboot": to_reboot,
         },
         "CacheSubnetGroupName": spec.subnet_group,
         "AutoMinorVersionUpgrade": spec.auto_minor_version_upgrade,
@@ -53,7 +57,9 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
         }
     if spec.engine == "redis":
         view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
-        view["SnapshotWindow"] = spec.snapshot_window or "05:00-06:00"
+        view["SnapshotWindow"] = spec.snapshot_window or default_window(
+            spec.replication_group_id or spec.cluster_id
+        )
     if spec.replication_group_id is not None:
         view["ReplicationGroupId"] = spec.replication_group_id
     if spec.configuration_address is not None:
@@ -69,7 +75,11 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
                 ),
                 "CacheNodeCreateTime": node.created_at,
                 "Endpoint": {"Address": node.address, "Port": spec.port},
-                "ParameterGroupStatus": "in-sync",
+                "ParameterGroupStatus": (
+                    statuses.PARAMETERS_PENDING_REBOOT
+                    if node.node_id in to_reboot
+                    else statuses.PARAMETERS_IN_SYNC
+                ),
                 "CustomerAvailabilityZone": node.zone,
             }
             for node in spec.nodes

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cacheyard.controller.manager import Controller
 from cacheyard.domain.arns import Arn
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.engines import EngineCatalog
 from cacheyard.domain.network import Network
+from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.store import Store
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,11 @@ class Context:
     network: Network
     catalog: EngineCatalog
     account: str
+    parameters: ParameterCatalog
+    snapshots: SnapshotFiles
+    # Where CopySnapshot's TargetBucket and SnapshotArns' s3 buckets live: one
+    # directory per bucket name.
+    buckets: Path
 
     @property
     def region(self) -> str:

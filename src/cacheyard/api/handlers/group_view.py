@@ -6,6 +6,7 @@ from typing import Any
 
 from cacheyard.domain.codec import load
 from cacheyard.domain.replication_groups import NODE_GROUP_ID, ReplicationGroupSpec
+from cacheyard.domain.snapshots import default_window
 from cacheyard.store import Record
 
 
@@ -56,7 +57,8 @@ def group_view(record: Record, members: dict[str, Record]) -> dict[str, Any]:
         "AutomaticFailover": "enabled" if spec.automatic_failover else "disabled",
         "MultiAZ": "enabled" if spec.multi_az else "disabled",
         "SnapshotRetentionLimit": spec.snapshot_retention_limit,
-        "SnapshotWindow": spec.snapshot_window or "05:00-06:00",
+        "SnapshotWindow": spec.snapshot_window or default_window(spec.group_id),
+        "SnapshottingClusterId": spec.snapshot_source(primary),
         "ClusterEnabled": False,
         "CacheNodeType": spec.node_type,
         "AuthTokenEnabled": False,

@@ -13,14 +13,15 @@ DEFAULT_MAX_RECORDS = 100
 MIN_MAX_RECORDS = 20
 
 
-def max_records(params: Mapping[str, Any]) -> int:
+def max_records(params: Mapping[str, Any], largest: int = DEFAULT_MAX_RECORDS) -> int:
+    """MaxRecords, 20 up to ``largest`` (100 for most calls, 50 for DescribeSnapshots)."""
     value = params.get("MaxRecords")
     if value is None:
-        return DEFAULT_MAX_RECORDS
-    if not MIN_MAX_RECORDS <= value <= DEFAULT_MAX_RECORDS:
+        return largest
+    if not MIN_MAX_RECORDS <= value <= largest:
         raise InvalidParameterValueException(
             f"Invalid value {value} for MaxRecords. Must be between "
-            f"{MIN_MAX_RECORDS} and {DEFAULT_MAX_RECORDS}."
+            f"{MIN_MAX_RECORDS} and {largest}."
         )
     return int(value)
 
@@ -40,10 +41,14 @@ def decode_marker(params: Mapping[str, Any]) -> str | None:
 
 
 def page(
-    items: Sequence[Any], ids: Sequence[str], key: str, params: Mapping[str, Any]
+    items: Sequence[Any],
+    ids: Sequence[str],
+    key: str,
+    params: Mapping[str, Any],
+    largest: int = DEFAULT_MAX_RECORDS,
 ) -> dict[str, Any]:
     """The result holding one page of ``items`` (sorted by ``ids``), with a Marker if more."""
-    size = max_records(params)
+    size = max_records(params, largest)
     after = decode_marker(params)
     start = 0 if after is None else next((i for i, v in enumerate(ids) if v > after), len(ids))
     result: dict[str, Any] = {key: list(items[start : start + size])}

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from cacheyard.api.handlers import parameter_groups, snapshots
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary, group_view
 from cacheyard.api.handlers.paging import page
@@ -22,6 +23,7 @@ from cacheyard.api.handlers.resources import (
 )
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
+from cacheyard.domain import snapshots as snapshot_sources
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.network import DEFAULT_SUBNET_GROUP
@@ -37,6 +39,7 @@ from cacheyard.domain.replication_groups import (
     plan_remove_replicas,
     record_test_failover,
 )
+from cacheyard.domain.snapshots import snapshot_name
 from cacheyard.store import Record, Transaction
 
 Params = dict[str, Any]
@@ -54,8 +57,6 @@ _NOT_YET = {
     "RemoveUserGroups": "RBAC user groups",
     "DataTieringEnabled": "Data tiering",
     "NodeGroupConfiguration": "Node group configuration (cluster mode)",
-    "SnapshottingClusterId": "Snapshots",
-    "FinalSnapshotIdentifier": "Final snapshots",
 }
 
 
@@ -113,11 +114,6 @@ async def create(ctx: Context, params: Params) -> Params:
             "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
         )
     engine = ctx.catalog.resolve("redis", params.get("EngineVersion"))
-    parameter_group = params.get("CacheParameterGroupName")
-    if parameter_group is not None and parameter_group != engine.default_parameter_group:
-        raise faults.CacheParameterGroupNotFoundFault(
-            f"CacheParameterGroup {parameter_group} not found."
-        )
     tags = tags_param(params)
     now = ctx.clock.now()
     async with ctx.store.transaction() as tx:
@@ -125,11 +121,24 @@ async def create(ctx: Context, params: Params) -> Params:
             raise faults.ReplicationGroupAlreadyExistsFault(
                 f"Replication group {group_id} already exists."
             )
+        restore, snapshot = await snapshots.restore_source(ctx, tx, params)
+        if restore is not None and params.get("PrimaryClusterId"):
+            raise faults.InvalidParameterCombinationException(
+                "PrimaryClusterId cannot be combined with SnapshotName or SnapshotArns."
+            )
+        if snapshot is not None and not params.get("CacheNodeType"):
+            params = {**params, "CacheNodeType": snapshot.node_type}
         if params.get("PrimaryClusterId"):
             group, members, adopted = await _grow_from_cluster(ctx, tx, group_id, params, now)
         else:
+            parameter_group, _ = await parameter_groups.resolve_for(
+                ctx, tx, params.get("CacheParameterGroupName"), engine.family
+            )
+            params = {**params, "CacheParameterGroupName": parameter_group}
             group, members = await _new_group(ctx, tx, group_id, params, engine, now)
             adopted = None
+            if restore is not None:
+                members[0] = replace(members[0], restore=restore)
         group = _group_metadata(group, params)
         record = new_record(ctx, keys.REPLICATION_GROUP, "replicationgroup", group_id, group, now)
         await tx.insert(record)
@@ -245,15 +254,21 @@ def _group_metadata(group: ReplicationGroupSpec, params: Params) -> ReplicationG
     if params.get("SecurityGroupIds") is not None:
         changes["security_group_ids"] = tuple(params["SecurityGroupIds"])
     if params.get("SnapshotRetentionLimit") is not None:
-        if not 0 <= params["SnapshotRetentionLimit"] <= 35:
-            raise faults.InvalidParameterValueException(
-                "SnapshotRetentionLimit must be between 0 and 35."
-            )
-        changes["snapshot_retention_limit"] = params["SnapshotRetentionLimit"]
+        changes["snapshot_retention_limit"] = snapshot_sources.retention_limit(
+            params["SnapshotRetentionLimit"]
+        )
     if params.get("SnapshotWindow") is not None:
         changes["snapshot_window"] = windows.snapshot_window(params["SnapshotWindow"])
     if params.get("ReplicationGroupDescription") is not None:
         changes["description"] = params["ReplicationGroupDescription"]
+    if params.get("SnapshottingClusterId") is not None:
+        member = params["SnapshottingClusterId"].lower()
+        if member not in group.member_ids:
+            raise faults.InvalidParameterValueException(
+                f"{params['SnapshottingClusterId']} is not a member of replication group "
+                f"{group.group_id}."
+            )
+        changes["snapshotting_cluster"] = member
     return replace(group, **changes)
 
 
@@ -283,10 +298,12 @@ async def modify(ctx: Context, params: Params) -> Params:
             raise faults.InvalidParameterValueException(
                 "Only the installed engine version is available."
             )
-        if params.get("CacheParameterGroupName") not in (None, group.parameter_group):
-            raise faults.CacheParameterGroupNotFoundFault(
-                f"CacheParameterGroup {params['CacheParameterGroupName']} not found."
+        if params.get("CacheParameterGroupName") is not None:
+            parameter_group, _ = await parameter_groups.resolve_for(
+                ctx, tx, params["CacheParameterGroupName"], group.family
             )
+            group = replace(group, parameter_group=parameter_group)
+            await _set_members_parameter_group(tx, group)
         automatic = bool(params.get("AutomaticFailoverEnabled", group.automatic_failover))
         multi_az = bool(params.get("MultiAZEnabled", group.multi_az))
         check_failover_settings(len(group.member_ids), automatic, multi_az)
@@ -311,16 +328,34 @@ async def modify(ctx: Context, params: Params) -> Params:
     return {"ReplicationGroup": view}
 
 
+async def _set_members_parameter_group(tx: Transaction, group: ReplicationGroupSpec) -> None:
+    for member_id in group.member_ids:
+        member = await tx.get(keys.CACHE_CLUSTER, member_id)
+        if member is not None:
+            spec = replace(
+                load(CacheClusterSpec, member.spec), parameter_group=group.parameter_group
+            )
+            await tx.update_spec(keys.CACHE_CLUSTER, member_id, dump(spec), member.status)
+
+
 async def delete(ctx: Context, params: Params) -> Params:
     _refuse_not_yet(params)
+    final = params.get("FinalSnapshotIdentifier")
     async with ctx.store.transaction() as tx:
         record = await get_group(tx, params["ReplicationGroupId"])
         if record.status == statuses.DELETING:
             raise faults.InvalidReplicationGroupStateFault(
                 f"Replication group {record.id} is already being deleted."
             )
-        require_available(record)
+        if record.status != statuses.RESTORE_FAILED:
+            require_available(record)
         group = load(ReplicationGroupSpec, record.spec)
+        if final:
+            snapshot = await snapshots.spec_for_group(
+                tx, record, snapshot_name(final), snapshot_sources.MANUAL, ctx
+            )
+            await snapshots.begin(ctx, tx, snapshot, {})
+            group = replace(group, final_snapshot=snapshot.name)
         retain = bool(params.get("RetainPrimaryCluster"))
         primary = current_primary(record)
         for member_id in group.member_ids:
@@ -337,6 +372,8 @@ async def delete(ctx: Context, params: Params) -> Params:
             keys.REPLICATION_GROUP, record.id, dump(group), statuses.DELETING
         )
         view = await _view(tx, record)
+    if final:
+        ctx.controller.enqueue(keys.SNAPSHOT, str(group.final_snapshot))
     ctx.controller.enqueue(keys.REPLICATION_GROUP, record.id)
     return {"ReplicationGroup": view}
 

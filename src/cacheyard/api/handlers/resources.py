@@ -25,6 +25,12 @@ ARN_KINDS: dict[str, tuple[str, type[faults.Fault], str]] = {
         faults.ReplicationGroupNotFoundFault,
         "ReplicationGroup",
     ),
+    "parametergroup": (
+        keys.CACHE_PARAMETER_GROUP,
+        faults.CacheParameterGroupNotFoundFault,
+        "CacheParameterGroup",
+    ),
+    "snapshot": (keys.SNAPSHOT, faults.SnapshotNotFoundFault, "Snapshot"),
     "subnetgroup": (
         keys.CACHE_SUBNET_GROUP,
         faults.CacheSubnetGroupNotFoundFault,
@@ -58,8 +64,6 @@ def new_record(
 
 # Parameters whose features arrive with later work: refused clearly, never ignored.
 NOT_YET = {
-    "SnapshotArns": "Restoring from a snapshot",
-    "SnapshotName": "Restoring from a snapshot",
     "AuthToken": "AUTH tokens",
     "TransitEncryptionEnabled": "Encryption in transit",
     "LogDeliveryConfigurations": "Log delivery",
