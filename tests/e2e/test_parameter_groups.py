@@ -377,3 +377,70 @@ def _growth_factor(node: dict[str, Any]) -> float:
         return float(client.stats("settings")[b"growth_factor"])
     finally:
         client.close()
+
+
+def test_rebooting_a_replica_member_applies_pending_values(ec: BaseClient, group: str) -> None:
+    create_group(ec, "rg-reboot", members=2, CacheParameterGroupName=group)
+    created = wait_group_available(ec, "rg-reboot")
+    replica = [
+        m for m in created["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "replica"
+    ]
+    replica_id = replica[0]["CacheClusterId"]
+    node = connect(replica[0]["ReadEndpoint"]["Address"])
+    try:
+        set_values(ec, group, databases="4")
+        wait_for(
+            lambda: (
+                cluster(ec, replica_id)["CacheParameterGroup"]["ParameterApplyStatus"]
+                == "pending-reboot"
+            ),
+            timeout=15,
+        )
+        ec.reboot_cache_cluster(CacheClusterId=replica_id, CacheNodeIdsToReboot=["0001"])
+        wait_for(
+            lambda: (
+                cluster(ec, replica_id)["CacheClusterStatus"] == "available"
+                and cluster(ec, replica_id)["CacheParameterGroup"]["ParameterApplyStatus"]
+                == "in-sync"
+            ),
+            timeout=30,
+        )
+        node.close()  # the rebooted engine is a new process
+        node = connect(replica[0]["ReadEndpoint"]["Address"])
+        assert node.config_get("databases") == {"databases": "4"}
+        assert node.info("replication")["role"] == "slave"
+        other = "rg-reboot-001" if replica_id != "rg-reboot-001" else "rg-reboot-002"
+        assert cluster(ec, other)["CacheParameterGroup"]["ParameterApplyStatus"] == "pending-reboot"
+    finally:
+        node.close()
+        ec.delete_replication_group(ReplicationGroupId="rg-reboot")
+
+
+def test_rebooting_the_primary_member_keeps_the_data(ec: BaseClient) -> None:
+    create_group(ec, "rg-reboot-primary", members=2)
+    created = wait_group_available(ec, "rg-reboot-primary")
+    primary = next(
+        m for m in created["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "primary"
+    )
+    endpoint = created["NodeGroups"][0]["PrimaryEndpoint"]["Address"]
+    writer = connect(endpoint)
+    try:
+        writer.mset({f"kept:{i}": i for i in range(1000)})
+        writer.wait(1, 2000)
+        writer.close()
+        ec.reboot_cache_cluster(
+            CacheClusterId=primary["CacheClusterId"], CacheNodeIdsToReboot=["0001"]
+        )
+        wait_for(
+            lambda: (
+                cluster(ec, primary["CacheClusterId"])["CacheClusterStatus"] == "available"
+                and wait_group_available(ec, "rg-reboot-primary") is not None
+            ),
+            timeout=60,
+        )
+        writer = connect(endpoint)
+        assert writer.dbsize() == 1000
+        assert writer.get("kept:999") == b"999"
+    finally:
+        writer.close()
+        ec.delete_replication_group(ReplicationGroupId="rg-reboot-primary")

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 RETRY = 0.05
 RETRY_SNAPSHOT = 0.2
+# A rebooted member gets time to finish writing its AOF.
+REBOOT_GRACE = 5.0
 _NEW = (statuses.CREATING, statuses.RESTORING)
 INFO_TIMEOUT = 0.25
 # An isolated primary refuses writes once no replica acknowledged for this long.
@@ -227,6 +229,7 @@ class ReplicationGroupReconciler:
         self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
     ) -> None:
         await failover.handle_test_failover(self._host, group, members, work)
+        await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
         if not primary.answering:
             promoted = await failover.promote(self._host, group, members, work)
@@ -264,6 +267,26 @@ class ReplicationGroupReconciler:
         await self._apply_settings(group, members, work)
         self._update_sync_flags(members, primary, work)
         await self._place_endpoints(group, members, primary, work)
+
+    async def _reboot_requested(self, members: dict[str, Member], work: GroupPass) -> None:
+        """RebootCacheCluster of a member: its engine is stopped here and started again
+        below. A replica resyncs; a rebooted primary is handled as a lost one (its
+        replica takes over, or rebuilds it), so a reboot never empties the group."""
+        for member in members.values():
+            wanted = member.spec.nodes[0].reboot_seq
+            seen = work.seen(member.id)
+            # A cluster that joined the group brings the reboots it already had.
+            joined = member.record.observed.get("nodes", {}).get("0001", {})
+            if wanted <= seen.setdefault("restarted", joined.get("restarted", 0)):
+                continue
+            if member.running:
+                await self._host.stop(member.node.node_dir, grace=REBOOT_GRACE)
+                member.running = False
+                member.info = None
+            seen["restarted"] = wanted
+            seen["status"] = statuses.NODE_REBOOTING
+            seen["recovering"] = True
+            work.member_events.append((member.id, events.nodes_restarted(["0001"])))
 
     async def _restart_in_place(
         self,
