@@ -22,6 +22,7 @@ from cacheyard.domain.parameters import (
     MEMCACHED_PARAMETERS,
     REDIS_ALIASES,
     REQUIRES_REBOOT,
+    RESERVED_REDIS_DIRECTIVES,
     STRING,
     ParameterCatalog,
     ParameterFamily,
@@ -37,7 +38,7 @@ from cacheyard.engines.parameter_probe import (
     probe_redis,
 )
 from cacheyard.engines.replication import set_config
-from cacheyard.engines.spec import RESERVED_REDIS_DIRECTIVES, NodeSpec
+from cacheyard.engines.spec import NodeSpec
 
 SpecFactory = Callable[..., NodeSpec]
 REDIS_SERVER = shutil.which("redis-server")

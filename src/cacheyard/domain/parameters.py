@@ -158,13 +158,11 @@ def _accepts_number(info: ParameterInfo, value: str) -> bool:
     return False
 
 
-# Redis directives that Cacheyard sets itself, or that make no sense on a
-# managed node: they are never parameters of a group.
-MANAGED_REDIS_DIRECTIVES = frozenset(
+# Directives that make a node what it is (its identity, its supervision): the
+# engine host refuses them in a node's configuration.
+RESERVED_REDIS_DIRECTIVES = frozenset(
     {
-        # The node's identity and supervision (engines/spec.py RESERVED_REDIS_DIRECTIVES).
         "bind",
-        "bind-source-addr",
         "port",
         "dir",
         "logfile",
@@ -173,6 +171,14 @@ MANAGED_REDIS_DIRECTIVES = frozenset(
         "include",
         "supervised",
         "replica-announce-ip",
+        "bind-source-addr",
+    }
+)
+
+# Redis directives that Cacheyard sets itself, or that make no sense on a
+# managed node: they are never parameters of a group.
+MANAGED_REDIS_DIRECTIVES = RESERVED_REDIS_DIRECTIVES | frozenset(
+    {
         # Replicas are announced by their own address and port, set by the host.
         "replica-announce-port",
         # The node type decides the memory.

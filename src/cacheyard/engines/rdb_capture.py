@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio.connection import Connection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.launch import ENGINE_LOG, RDB_FILE
+from cacheyard.engines.replication import control_connection
 
 POLL = 0.01
 _SAVE_RUNNING = "Background save already in progress"
@@ -31,15 +30,7 @@ async def capture_rdb(address: str, port: int, node_dir: Path, timeout: float) -
     EngineError when the save fails, the node cannot be reached, or all of
     this takes longer than ``timeout`` seconds.
     """
-    connection = Connection(
-        host=address,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        protocol=2,
-        decode_responses=True,
-    )
+    connection = control_connection(address, port, timeout)
     try:
         async with asyncio.timeout(timeout):
             saves_before = await _request_save(connection)

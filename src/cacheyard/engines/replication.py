@@ -213,15 +213,7 @@ async def _exchange(
 
     An error reply raises ResponseError and stops there.
     """
-    connection = Connection(
-        host=address,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        protocol=2,  # the reply shapes parsed in this module
-        decode_responses=True,
-    )
+    connection = control_connection(address, port, timeout)
     try:
         async with asyncio.timeout(timeout):
             replies: list[Any] = []
@@ -232,6 +224,20 @@ async def _exchange(
     finally:
         with contextlib.suppress(RedisError, OSError):
             await connection.disconnect()
+
+
+def control_connection(address: str, port: int, timeout: float) -> Connection:
+    """One unpooled connection with no retries: a control command either works now
+    or is reported, and the caller decides what is next."""
+    return Connection(
+        host=address,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,  # the reply shapes parsed here and in rdb_capture
+        decode_responses=True,
+    )
 
 
 def _failed(what: str, address: str, port: int, exc: BaseException) -> EngineError:

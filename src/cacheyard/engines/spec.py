@@ -14,26 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
+from cacheyard.domain.parameters import MEMCACHED_PARAMETERS, RESERVED_REDIS_DIRECTIVES
 
 Engine = Literal["redis", "memcached"]
 
-# Directives that make the node what it is (its identity, its supervision):
-# a parameter group must never be able to change them.
-RESERVED_REDIS_DIRECTIVES = frozenset(
-    {
-        "bind",
-        "port",
-        "dir",
-        "logfile",
-        "daemonize",
-        "pidfile",
-        "include",
-        "supervised",
-        "replica-announce-ip",
-        "bind-source-addr",
-    }
-)
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
 # One argv word that cannot smuggle in another option (nor an -o suboption).
 _OPTION_VALUE = re.compile(r"[A-Za-z0-9.]+")

@@ -38,17 +38,19 @@ async def ensure_default_groups(ctx: Context) -> None:
         for family in ctx.parameters.families.values():
             spec = parameter_groups.default_group(family)
             if await tx.get(keys.CACHE_PARAMETER_GROUP, spec.name) is None:
-                await tx.insert(
-                    new_record(
-                        ctx,
-                        keys.CACHE_PARAMETER_GROUP,
-                        "parametergroup",
-                        spec.name,
-                        spec,
-                        ctx.clock.now(),
-                        status=ACTIVE,
-                    )
-                )
+                await tx.insert(_new_record(ctx, spec))
+
+
+def _new_record(ctx: Context, spec: ParameterGroupSpec) -> Record:
+    return new_record(
+        ctx,
+        keys.CACHE_PARAMETER_GROUP,
+        "parametergroup",
+        spec.name,
+        spec,
+        ctx.clock.now(),
+        status=ACTIVE,
+    )
 
 
 def group_view(record: Record) -> Params:
@@ -96,15 +98,7 @@ async def create(ctx: Context, params: Params) -> Params:
             raise faults.CacheParameterGroupQuotaExceededFault(
                 f"At most {parameter_groups.MAX_GROUPS} parameter groups are allowed."
             )
-        record = new_record(
-            ctx,
-            keys.CACHE_PARAMETER_GROUP,
-            "parametergroup",
-            spec.name,
-            spec,
-            ctx.clock.now(),
-            status=ACTIVE,
-        )
+        record = _new_record(ctx, spec)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
     return {"CacheParameterGroup": group_view(record)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def snapshot_view(record: Record, show_node_group_config: bool = False) -> Param
     node["CacheNodeCreateTime"] = spec.cache_created_at
     if taken is not None:
         node["CacheSize"] = _size_text(taken["size"])
-        node["SnapshotCreateTime"] = taken["created_at"]
+        node["SnapshotCreateTime"] = datetime.fromisoformat(taken["created_at"])
     if show_node_group_config:
         node["NodeGroupConfiguration"] = {
             "NodeGroupId": spec.layout.node_group_id,
