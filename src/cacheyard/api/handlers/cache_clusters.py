@@ -193,10 +193,11 @@ async def describe(ctx: Context, params: Params) -> Params:
             records = [await _get(tx, params["CacheClusterId"])]
         else:
             records = await tx.all(keys.CACHE_CLUSTER)
+        busy = await snapshots.being_read(tx)
     if params.get("ShowCacheClustersNotInReplicationGroups"):
         records = [r for r in records if not r.spec.get("replication_group_id")]
     show = bool(params.get("ShowCacheNodeInfo"))
-    views = [cluster_view(r, show_nodes=show) for r in records]
+    views = [cluster_view(r, show_nodes=show, snapshotting=r.id in busy) for r in records]
     return page(views, [r.id for r in records], "CacheClusters", params)
 
 

@@ -11,8 +11,15 @@ from cacheyard.domain.snapshots import default_window
 from cacheyard.store import Record
 
 
-def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
+def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -> dict[str, Any]:
+    """``snapshotting``: a snapshot is being read from the cluster's node, which
+    ElastiCache shows as the cluster's status while it lasts."""
     spec = load(CacheClusterSpec, record.spec)
+    status = (
+        statuses.SNAPSHOTTING
+        if snapshotting and record.status == statuses.AVAILABLE
+        else record.status
+    )
     observed: dict[str, dict[str, Any]] = record.observed.get("nodes", {})
     pending = _pending(record, spec, observed)
     to_reboot = [n for n in spec.node_ids if observed.get(n, {}).get("pending_reboot")]
@@ -22,7 +29,7 @@ def cluster_view(record: Record, show_nodes: bool) -> dict[str, Any]:
         "CacheNodeType": spec.node_type,
         "Engine": spec.engine,
         "EngineVersion": spec.engine_version,
-        "CacheClusterStatus": record.status,
+        "CacheClusterStatus": status,
         "NumCacheNodes": len(_answered(observed)) if pending else len(spec.nodes),
         "PreferredAvailabilityZone": spec.preferred_zone,
         "CacheClusterCreateTime": spec.created_at,

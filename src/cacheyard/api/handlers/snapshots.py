@@ -123,6 +123,15 @@ async def begin(ctx: Context, tx: Transaction, spec: SnapshotSpec, tags: Params)
     return record
 
 
+async def being_read(tx: Transaction) -> set[str]:
+    """The clusters a snapshot is being taken from right now."""
+    return {
+        r.observed["cluster_id"]
+        for r in await tx.all(keys.SNAPSHOT)
+        if r.status == statuses.SNAPSHOT_CREATING and r.observed.get("cluster_id")
+    }
+
+
 async def spec_for_cluster(
     tx: Transaction, cluster: Record, name: str, source: str, ctx: Context
 ) -> SnapshotSpec:
