@@ -419,8 +419,13 @@ def test_appendonly_turned_on_live_takes_effect_and_survives_a_kill(
         # The same process: no restart was needed.
         assert client.info("server")["run_id"] == run_id
         assert service.engines()[cache.node_dir].pid == pid
-        described = wait_available(ec, cache.cluster_id)
-        assert described["CacheParameterGroup"]["ParameterApplyStatus"] == "in-sync"
+        # `applying` while the first AOF is written, then `in-sync`.
+        wait_for(
+            lambda: (
+                wait_available(ec, cache.cluster_id)["CacheParameterGroup"]["ParameterApplyStatus"]
+                == "in-sync"
+            )
+        )
 
         client.mset({f"after:{i}": f"a{i}" for i in range(1000)})
         # A snapshot leaves a dump.rdb behind: the AOF, not it, must be what is loaded.

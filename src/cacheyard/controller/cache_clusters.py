@@ -170,6 +170,9 @@ class CacheClusterReconciler:
                 seen["live"] = work.parameters.immediate()
             started = await asyncio.to_thread(live_config.started_config, node_dir)
             seen["pending_reboot"] = work.parameters.pending_reboot(started)
+            seen["applying"] = work.parameters.wants_aof and not live_config.aof_ready(node_dir)
+            if seen["applying"]:
+                work.ready = False  # until the AOF exists, writes are not yet durable
 
     async def _fail_restore(self, spec: CacheClusterSpec, work: _Pass, reason: str) -> None:
         """Nothing but the new cluster's own processes is touched: they are stopped,

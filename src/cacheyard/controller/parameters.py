@@ -34,6 +34,10 @@ class NodeParameters:
             return False
         return any(p.name == name and p.change_type == IMMEDIATE for p in self.family.parameters)
 
+    @property
+    def wants_aof(self) -> bool:
+        return self.overrides.get("appendonly") == "yes"
+
     def immediate(self) -> dict[str, str]:
         return {n: v for n, v in self.overrides.items() if self._is_immediate(n)}
 

@@ -353,6 +353,11 @@ class ReplicationGroupReconciler:
             seen["live"] = work.parameters.immediate()
             started = await asyncio.to_thread(live_config.started_config, member.node.node_dir)
             seen["pending_reboot"] = work.parameters.pending_reboot(started)
+            seen["applying"] = work.parameters.wants_aof and not live_config.aof_ready(
+                member.node.node_dir
+            )
+            if seen["applying"]:
+                work.ready = False  # until the AOF exists, writes are not yet durable
 
     async def _place_endpoints(
         self,
@@ -509,6 +514,7 @@ class ReplicationGroupReconciler:
                             "0001": {
                                 "status": seen["status"],
                                 "pending_reboot": seen.get("pending_reboot", []),
+                                "applying": seen.get("applying", False),
                             }
                         }
                     },

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from cacheyard.engines import launch
 
+AOF_DIRECTORY = "appendonlydir"
+
 # The escapes launch.quote_redis writes: \\xHH, or a backslash before one character.
 _ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|.)", re.DOTALL)
 _UNESCAPED = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
@@ -45,3 +47,9 @@ def _unescape(match: re.Match[str]) -> str:
     if escape.startswith("x"):
         return chr(int(escape[1:], 16))
     return _UNESCAPED[escape]
+
+
+def aof_ready(node_dir: Path) -> bool:
+    """Whether the node's AOF exists: redis writes its manifest only once the first
+    rewrite after AOF was switched on has finished; until then nothing is durable."""
+    return any((node_dir / AOF_DIRECTORY).glob("*.manifest"))

@@ -23,6 +23,7 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
     observed: dict[str, dict[str, Any]] = record.observed.get("nodes", {})
     pending = _pending(record, spec, observed)
     to_reboot = [n for n in spec.node_ids if observed.get(n, {}).get("pending_reboot")]
+    applying = {n for n in spec.node_ids if observed.get(n, {}).get("applying")}
     view: dict[str, Any] = {
         "CacheClusterId": spec.cluster_id,
         "ClientDownloadLandingPage": "https://console.aws.amazon.com/elasticache/home#client-download:",
@@ -38,9 +39,7 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
         "CacheSecurityGroups": [],
         "CacheParameterGroup": {
             "CacheParameterGroupName": spec.parameter_group,
-            "ParameterApplyStatus": (
-                statuses.PARAMETERS_PENDING_REBOOT if to_reboot else statuses.PARAMETERS_IN_SYNC
-            ),
+            "ParameterApplyStatus": _apply_status(bool(applying), bool(to_reboot)),
             "CacheNodeIdsToReboot": to_reboot,
         },
         "CacheSubnetGroupName": spec.subnet_group,
@@ -82,10 +81,8 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
                 ),
                 "CacheNodeCreateTime": node.created_at,
                 "Endpoint": {"Address": node.address, "Port": spec.port},
-                "ParameterGroupStatus": (
-                    statuses.PARAMETERS_PENDING_REBOOT
-                    if node.node_id in to_reboot
-                    else statuses.PARAMETERS_IN_SYNC
+                "ParameterGroupStatus": _apply_status(
+                    node.node_id in applying, node.node_id in to_reboot
                 ),
                 "CustomerAvailabilityZone": node.zone,
             }
@@ -113,3 +110,10 @@ def _pending(
 def _answered(observed: dict[str, dict[str, Any]]) -> set[str]:
     """The nodes that have answered; one that is only being started is still pending."""
     return {n for n, seen in observed.items() if seen.get("status") != statuses.NODE_CREATING}
+
+
+def _apply_status(applying: bool, pending_reboot: bool) -> str:
+    """``applying`` while a live change is still under way (a new AOF being written)."""
+    if applying:
+        return statuses.PARAMETERS_APPLYING
+    return statuses.PARAMETERS_PENDING_REBOOT if pending_reboot else statuses.PARAMETERS_IN_SYNC
