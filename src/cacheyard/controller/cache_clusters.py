@@ -25,7 +25,7 @@ from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
-from cacheyard.domain.codec import load
+from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.engines import live_config, replication
@@ -126,6 +126,9 @@ class CacheClusterReconciler:
         if spec.deleting:
             if final is not None and final.status == statuses.SNAPSHOT_CREATING:
                 return RETRY  # the final snapshot is read from the running engine
+            if final is not None and final.status == statuses.SNAPSHOT_FAILED:
+                await self._keep_after_failed_final_snapshot(spec, final.id)
+                return 0.0
             return await self._delete(spec, cluster_dir)
         if record.status == statuses.RESTORE_FAILED:
             return None
@@ -151,6 +154,20 @@ class CacheClusterReconciler:
             return START_RETRY
         await self._record(record.generation, record.status, spec, work)
         return None if work.ready else RETRY
+
+    async def _keep_after_failed_final_snapshot(self, spec: CacheClusterSpec, name: str) -> None:
+        """A delete whose final snapshot failed is called off: the data has no other copy."""
+        kept = replace(spec, deleting=False, final_snapshot=None)
+        async with self._store.transaction() as tx:
+            await tx.update_spec(CACHE_CLUSTER, spec.cluster_id, dump(kept), statuses.AVAILABLE)
+            await tx.add_event(
+                events.Event(
+                    events.CACHE_CLUSTER,
+                    spec.cluster_id,
+                    events.delete_called_off(name),
+                    self._clock.now(),
+                )
+            )
 
     async def _apply_parameters(self, spec: CacheClusterSpec, work: _Pass) -> None:
         """Immediate parameters live on every node; the rest reported as pending

@@ -16,9 +16,11 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from cacheyard.controller import failover
+from cacheyard.controller.cache_clusters import HUNG_AFTER
 from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
@@ -160,6 +162,9 @@ class ReplicationGroupReconciler:
             return None
         if group.deleting and final is not None and final.status == statuses.SNAPSHOT_CREATING:
             return RETRY_SNAPSHOT  # the final snapshot is read from the running members
+        if group.deleting and final is not None and final.status == statuses.SNAPSHOT_FAILED:
+            await self._keep_after_failed_final_snapshot(group, member_records, final.id)
+            return RETRY
         if record.status == statuses.RESTORE_FAILED and not group.deleting:
             return None
         work = GroupPass(observed=dict(record.observed), parameters=parameters)
@@ -190,6 +195,28 @@ class ReplicationGroupReconciler:
             work.ready = False
         await self._record(record, group, members, work)
         return None if work.ready else RETRY
+
+    async def _keep_after_failed_final_snapshot(
+        self, group: ReplicationGroupSpec, member_records: list[Record], name: str
+    ) -> None:
+        """A delete whose final snapshot failed is called off: the data has no other copy."""
+        now = self._clock.now()
+        async with self._store.transaction() as tx:
+            for member in member_records:
+                spec = replace(load(CacheClusterSpec, member.spec), deleting=False)
+                await tx.update_spec(CACHE_CLUSTER, member.id, dump(spec), statuses.AVAILABLE)
+            kept = replace(
+                group,
+                deleting=False,
+                final_snapshot=None,
+                member_ids=tuple(sorted(m.id for m in member_records)),
+            )
+            await tx.update_spec(REPLICATION_GROUP, group.group_id, dump(kept), statuses.AVAILABLE)
+            await tx.add_event(
+                events.Event(
+                    events.REPLICATION_GROUP, group.group_id, events.delete_called_off(name), now
+                )
+            )
 
     async def _fail_restore(self, members: dict[str, Member], work: GroupPass, reason: str) -> None:
         """Only the new group's own processes are stopped; it stays restore-failed."""
@@ -232,9 +259,8 @@ class ReplicationGroupReconciler:
         await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
         if not primary.answering:
-            promoted = await failover.promote(self._host, group, members, work)
+            promoted = await self._replace_silent_primary(group, members, primary, work)
             if promoted is None:
-                await self._restart_in_place(group, primary, None, work)
                 work.ready = False
                 return
             primary = promoted
@@ -250,6 +276,9 @@ class ReplicationGroupReconciler:
                 primary = await failover.switch_over(group, members, rebuilt, work)
                 if primary.id == rebuilt.id:
                     del work.observed["rebuilding"]
+        for member in members.values():
+            if member.answering:
+                work.seen(member.id).pop("unanswered_since", None)
         for member in members.values():
             if member.id == primary.id:
                 continue
@@ -267,6 +296,39 @@ class ReplicationGroupReconciler:
         await self._apply_settings(group, members, work)
         self._update_sync_flags(members, primary, work)
         await self._place_endpoints(group, members, primary, work)
+
+    async def _replace_silent_primary(
+        self,
+        group: ReplicationGroupSpec,
+        members: dict[str, Member],
+        primary: Member,
+        work: GroupPass,
+    ) -> Member | None:
+        """The member that is primary after this pass, or None if there is none yet.
+
+        Without automatic failover a live but silent primary first gets the time a
+        standalone cluster gets (a long command, a slow disk). A primary nobody can
+        replace is restarted: at once if its process is gone, after HUNG_AFTER if it
+        is alive but silent (it may be left listening nowhere)."""
+        if primary.running and not group.automatic_failover and not self._hung(primary, work):
+            return None
+        promoted = await failover.promote(self._host, group, members, work)
+        if promoted is not None:
+            return promoted
+        if not primary.running:
+            await self._restart_in_place(group, primary, None, work)
+        elif self._hung(primary, work):
+            log.warning("primary %s does not answer: restarting it", primary.id)
+            await self._host.stop(primary.node.node_dir, grace=0)
+        return None
+
+    def _hung(self, member: Member, work: GroupPass) -> bool:
+        """Whether a live member has not answered for HUNG_AFTER (counted from the
+        first pass that found it silent)."""
+        now = self._clock.now()
+        seen = work.seen(member.id)
+        since = datetime.fromisoformat(seen.setdefault("unanswered_since", now.isoformat()))
+        return now - since >= HUNG_AFTER
 
     async def _reboot_requested(self, members: dict[str, Member], work: GroupPass) -> None:
         """RebootCacheCluster of a member: its engine is stopped here and started again

@@ -71,7 +71,7 @@ class SnapshotReconciler:
                 cluster_id = record.observed.get("cluster_id", spec.cache_cluster_id or "")
             elif spec.copy_of is not None:
                 manifest = await asyncio.to_thread(self._files.copy, spec.copy_of, name)
-                cluster_id = spec.cache_cluster_id or ""
+                cluster_id = await self._taken_from(spec.copy_of) or spec.cache_cluster_id or ""
             else:
                 cluster_id, manifest = await self._take(record, spec)
         except SnapshotRetry:
@@ -90,6 +90,11 @@ class SnapshotReconciler:
         }
         await self._finish(record, spec, statuses.SNAPSHOT_AVAILABLE, observed, None)
         return None
+
+    async def _taken_from(self, name: str) -> str | None:
+        async with self._store.transaction() as tx:
+            source = await tx.get(SNAPSHOT, name)
+        return None if source is None else source.observed.get("cluster_id")
 
     async def _take(self, record: Record, spec: SnapshotSpec) -> tuple[str, Manifest]:
         source = await self._source(spec)

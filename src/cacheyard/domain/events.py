@@ -114,3 +114,7 @@ def parameters_pending_reboot(names: Iterable[str]) -> str:
 
 def parameters_applied(names: Iterable[str]) -> str:
     return f"Cache parameters {', '.join(sorted(names))} applied"
+
+
+def delete_called_off(snapshot: str) -> str:
+    return f"Final snapshot {snapshot} failed: the delete was called off and nothing was removed"

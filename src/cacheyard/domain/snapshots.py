@@ -24,8 +24,9 @@ AUTOMATED = "automated"
 SOURCES = (MANUAL, AUTOMATED)
 AUTOMATIC_PREFIX = "automatic."
 MAX_RETENTION_DAYS = 35
-# The store names files `<snapshot>-0001.rdb`: they must fit the 255-byte file-name limit.
-MAX_NAME_LENGTH = 240
+# Names become file names (`<name>-0001.rdb.sha256.tmp` is the longest, staging
+# directories `<name>.<16 hex digits>`): they must fit the 255-byte limit.
+MAX_NAME_LENGTH = 235
 # Names become file and directory names in the snapshot store: no separators.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.launch import ENGINE_LOG, RDB_FILE
-from cacheyard.engines.replication import control_connection
+from cacheyard.engines.replication import control_connection, info_fields
 
 POLL = 0.01
 _SAVE_RUNNING = "Background save already in progress"
@@ -35,7 +35,7 @@ async def capture_rdb(address: str, port: int, node_dir: Path, timeout: float) -
         async with asyncio.timeout(timeout):
             saves_before = await _request_save(connection)
             while True:
-                info = _fields(await _run(connection, "INFO", "persistence"))
+                info = info_fields(await _run(connection, "INFO", "persistence"))
                 if int(info["rdb_saves"]) > saves_before and info["rdb_bgsave_in_progress"] == "0":
                     break
                 await asyncio.sleep(POLL)
@@ -68,7 +68,7 @@ async def _request_save(connection: Connection) -> int:
             await _run(connection, *command)
         info, reply = await _run(connection, "EXEC")
         if not isinstance(reply, ResponseError):
-            return int(_fields(info)["rdb_saves"])
+            return int(info_fields(info)["rdb_saves"])
         if _SAVE_RUNNING not in str(reply):
             raise reply
         await asyncio.sleep(POLL)
@@ -77,7 +77,3 @@ async def _request_save(connection: Connection) -> int:
 async def _run(connection: Connection, *command: str) -> Any:
     await connection.send_command(*command)
     return await connection.read_response()
-
-
-def _fields(info: str) -> dict[str, str]:
-    return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)

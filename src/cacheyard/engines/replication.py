@@ -118,10 +118,18 @@ async def bind(
     already accepted on an address that is dropped stay connected (see
     drop_clients). Keep ``address`` among ``addresses``: it is how the node
     is reached.
+
+    Also False, without trying, while the node has a fork child (a BGSAVE for
+    a replica's sync, an AOF rewrite): a child that still holds the listening
+    sockets makes redis fail to bind them again and then fail to restore the
+    old ones, which leaves it listening nowhere.
     """
     if not addresses:
         raise ValueError("an empty bind would listen on every interface")
     try:
+        (persistence,) = await _exchange(address, port, timeout, ("INFO", "persistence"))
+        if _forking(persistence):
+            return False
         await _exchange(address, port, timeout, ("CONFIG", "SET", "bind", " ".join(addresses)))
     except ResponseError:
         return False
@@ -226,6 +234,19 @@ async def _exchange(
             await connection.disconnect()
 
 
+def info_fields(text: str) -> dict[str, str]:
+    """The ``name:value`` lines of an INFO reply."""
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def _forking(persistence: str) -> bool:
+    fields = info_fields(persistence)
+    return any(
+        fields.get(name, "0") != "0"
+        for name in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress", "module_fork_in_progress")
+    )
+
+
 def control_connection(address: str, port: int, timeout: float) -> Connection:
     """One unpooled connection with no retries: a control command either works now
     or is reported, and the caller decides what is next."""
@@ -245,7 +266,7 @@ def _failed(what: str, address: str, port: int, exc: BaseException) -> EngineErr
 
 
 def _parse_replication(text: str) -> ReplicationInfo:
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = info_fields(text)
     if fields["role"] == "master":
         return ReplicationInfo(
             role="primary",

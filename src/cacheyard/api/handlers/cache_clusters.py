@@ -206,6 +206,7 @@ async def modify(ctx: Context, params: Params) -> Params:
     async with ctx.store.transaction() as tx:
         record = await _get(tx, params["CacheClusterId"])
         _require_available(record)
+        await snapshots.refuse_while_read(tx, [record.id], "ModifyCacheCluster")
         spec = load(CacheClusterSpec, record.spec)
         _check_unchangeable(ctx, spec, params)
         resized = await _resize(ctx, tx, spec, params)
@@ -275,6 +276,7 @@ async def reboot(ctx: Context, params: Params) -> Params:
     async with ctx.store.transaction() as tx:
         record = await _get(tx, params["CacheClusterId"])
         _require_available(record)
+        await snapshots.refuse_while_read(tx, [record.id], "RebootCacheCluster")
         spec = plan_reboot(load(CacheClusterSpec, record.spec), params["CacheNodeIdsToReboot"])
         record = await tx.update_spec(
             keys.CACHE_CLUSTER, record.id, dump(spec), statuses.REBOOTING_CLUSTER
@@ -293,6 +295,7 @@ async def delete(ctx: Context, params: Params) -> Params:
             )
         if record.status != statuses.RESTORE_FAILED:
             _require_available(record)
+        await snapshots.refuse_while_read(tx, [record.id], "DeleteCacheCluster")
         final = params.get("FinalSnapshotIdentifier")
         if spec.replication_group_id is not None:
             if final:

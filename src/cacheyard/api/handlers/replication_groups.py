@@ -350,6 +350,12 @@ async def delete(ctx: Context, params: Params) -> Params:
         if record.status != statuses.RESTORE_FAILED:
             require_available(record)
         group = load(ReplicationGroupSpec, record.spec)
+        await snapshots.refuse_while_read(
+            tx,
+            list(group.member_ids),
+            "DeleteReplicationGroup",
+            faults.InvalidReplicationGroupStateFault,
+        )
         if final:
             snapshot = await snapshots.spec_for_group(
                 tx, record, snapshot_name(final), snapshot_sources.MANUAL, ctx

@@ -132,6 +132,21 @@ async def being_read(tx: Transaction) -> set[str]:
     }
 
 
+async def refuse_while_read(
+    tx: Transaction,
+    cluster_ids: list[str],
+    what: str,
+    fault: type[faults.Fault] = faults.InvalidCacheClusterStateFault,
+) -> None:
+    """Changes that would stop a node a snapshot is being read from wait, as on AWS."""
+    busy = sorted(set(cluster_ids) & await being_read(tx))
+    if busy:
+        raise fault(
+            f"Cache cluster {busy[0]} is snapshotting: {what} can be retried once "
+            "the snapshot is complete."
+        )
+
+
 async def spec_for_cluster(
     tx: Transaction, cluster: Record, name: str, source: str, ctx: Context
 ) -> SnapshotSpec:
@@ -268,6 +283,10 @@ async def _export(ctx: Context, source: Record, bucket: str, target: str) -> Par
     except SnapshotCorrupt as exc:
         raise faults.InvalidSnapshotStateFault(
             f"Snapshot {source.id} cannot be exported: {exc}"
+        ) from None
+    except OSError as exc:
+        raise faults.InvalidParameterValueException(
+            f"Snapshot {source.id} cannot be exported to bucket {bucket}: {exc.strerror}"
         ) from None
     view = snapshot_view(source)
     view["SnapshotName"] = target
