@@ -30,12 +30,12 @@ class _Raw:
         yield self._body
 
 
-def _client() -> Any:
-    """A real boto3 ElastiCache client that gets ``ANSWER`` back from every call."""
+def _client(service: str = "elasticache") -> Any:
+    """A real boto3 client of ``service`` that gets ``ANSWER`` back from every call."""
     client = boto3.session.Session(
         aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="us-east-1"
     ).client(
-        "elasticache",
+        service,
         endpoint_url="http://localhost:9",
         config=Config(retries={"total_max_attempts": 1}),
     )
@@ -43,12 +43,14 @@ def _client() -> Any:
     def reply(request: Any, **_: Any) -> AWSResponse:
         return AWSResponse(request.url, ANSWER["status"], {}, _Raw(ANSWER["body"]))
 
-    client.meta.events.register("before-send.elasticache", reply)
+    client.meta.events.register(f"before-send.{service}", reply)
     return client
 
 
 ANSWER: dict[str, Any] = {}
 CLIENT = _client()
+IAM = QueryProtocol("iam")
+IAM_CLIENT = _client("iam")
 
 
 def answered_by(status: int, body: bytes) -> Any:
@@ -234,18 +236,43 @@ COMMON_FAULTS = [
 ]
 
 
+def _home(fault: type[faults.Fault]) -> tuple[QueryProtocol, Any, str]:
+    """The protocol, client and a call of the service whose model names ``fault``."""
+    if fault.__name__ in PROTOCOL.service_model.shape_names:
+        return PROTOCOL, CLIENT, "describe_cache_clusters"
+    return IAM, IAM_CLIENT, "list_users"
+
+
 @pytest.mark.parametrize("fault", MODEL_FAULTS, ids=lambda cls: cls.__name__)
 def test_model_faults_reach_boto3_with_the_models_code(fault: type[faults.Fault]) -> None:
-    error = PROTOCOL.service_model.shape_for(fault.__name__).metadata["error"]
-    status, body = PROTOCOL.serialize_error(fault("it failed"), "req-7")
+    protocol, client, operation = _home(fault)
+    error = protocol.service_model.shape_for(fault.__name__).metadata["error"]
+    status, body = protocol.serialize_error(fault("it failed"), "req-7")
     assert status == error["httpStatusCode"]
-    client = answered_by(status, body)
+    ANSWER.update(status=status, body=body)
     with pytest.raises(getattr(client.exceptions, fault.__name__)) as caught:
-        client.describe_cache_clusters()
+        getattr(client, operation)()
     response = caught.value.response
     assert response["Error"] == {"Type": "Sender", "Code": error["code"], "Message": "it failed"}
     assert response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert response["ResponseMetadata"]["RequestId"] == "req-7"
+
+
+def test_a_refused_value_is_a_validation_error_in_iam() -> None:
+    """IAM has no InvalidParameterValue: the protocol's refusal reaches it as ValidationError."""
+    fault = faults.InvalidParameterValueException("bad")
+    status, body = IAM.serialize_error(fault, "r")
+    ANSWER.update(status=status, body=body)
+    with pytest.raises(ClientError) as caught:
+        IAM_CLIENT.list_users()
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert (status, PROTOCOL.serialize_error(fault, "r")[0]) == (400, 400)
+    assert b"<Code>InvalidParameterValue</Code>" in PROTOCOL.serialize_error(fault, "r")[1]
+
+
+def test_an_iam_fault_is_a_bug_in_elasticache() -> None:
+    with pytest.raises(TypeError):
+        PROTOCOL.serialize_error(faults.NoSuchEntityException("x"), "r")
 
 
 @pytest.mark.parametrize("fault", COMMON_FAULTS, ids=lambda cls: cls.__name__)

@@ -338,6 +338,6 @@ def test_header_and_query_signature_together() -> None:
 def test_a_service_with_a_region_refuses_other_regions() -> None:
     signed = header_signed(region="eu-west-1")
     with pytest.raises(SignatureDoesNotMatch, match="valid region"):
-        verify(signed, secret_for, SIGNED_AT, service="elasticache", region="us-east-1")
-    caller = verify(signed, secret_for, SIGNED_AT, service="elasticache", region="eu-west-1")
+        verify(signed, secret_for, SIGNED_AT, service="elasticache", regions={"us-east-1"})
+    caller = verify(signed, secret_for, SIGNED_AT, service="elasticache", regions={"eu-west-1"})
     assert caller.region == "eu-west-1"

@@ -1,4 +1,4 @@
-"""Faults: every model fault names an error shape of botocore's ElastiCache model."""
+"""Faults: every model fault names an error shape of botocore's ElastiCache or IAM model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cacheyard.domain import faults
 
 pytestmark = pytest.mark.timeout(30)
 
-MODEL = botocore.session.get_session().get_service_model("elasticache")
+MODELS = [botocore.session.get_session().get_service_model(s) for s in ("elasticache", "iam")]
 
 
 def _subclasses(base: type) -> list[type]:
@@ -33,7 +33,8 @@ def test_there_are_faults_of_both_kinds() -> None:
 
 @pytest.mark.parametrize("fault", MODEL_FAULTS, ids=lambda c: c.__name__)
 def test_model_fault_names_an_error_shape(fault: type[faults.Fault]) -> None:
-    shape = MODEL.shape_for(fault.__name__)
+    (model,) = [m for m in MODELS if fault.__name__ in m.shape_names]
+    shape = model.shape_for(fault.__name__)
     error = shape.metadata.get("error")
     assert error, f"{fault.__name__} is not an error shape"
     assert error["code"]

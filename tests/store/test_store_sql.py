@@ -1,9 +1,11 @@
-"""SqlStore on a real SQLite file: records, generations, events, tags and keys."""
+"""SqlStore on a real SQLite file: records, generations, events, tags and IAM."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import stat
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,8 +13,18 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from cacheyard.domain.events import Event
+from cacheyard.domain.iam import (
+    ACTIVE,
+    ADMINISTRATOR_ACCESS,
+    INACTIVE,
+    AccessKey,
+    InlinePolicy,
+    ManagedPolicy,
+    User,
+)
 from cacheyard.store import EventQuery, Record, SqlStore
 from cacheyard.store.schema import MIGRATIONS
+from cacheyard.store.secret_box import KEY_FILE, SecretKeyError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -42,6 +54,14 @@ def sqlite_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def files_holding(directory: Path, data: bytes) -> list[Path]:
+    return [path for path in directory.iterdir() if data in path.read_bytes()]
 
 
 # schema
@@ -182,7 +202,7 @@ async def test_a_transaction_that_raises_writes_nothing(store: SqlStore) -> None
             await tx.update_spec("cache-cluster", "kept", {"v": 9}, "modifying")
             await tx.add_event(Event("cache-cluster", "lost", "never", T0))
             await tx.set_tags(ARN.format("lost"), {"k": "v"})
-            await tx.add_access_key("AKIALOST", "secret", "admin")
+            await tx.add_access_key(AccessKey("AKIALOST", "admin", "secret", ACTIVE, T0))
             raise RuntimeError("boom")
     async with store.transaction() as tx:  # the lock was released
         assert await tx.get("cache-cluster", "lost") is None
@@ -190,7 +210,7 @@ async def test_a_transaction_that_raises_writes_nothing(store: SqlStore) -> None
         assert kept is not None and (kept.generation, kept.spec) == (1, record().spec)
         assert await tx.events(EventQuery()) == []
         assert await tx.tags(ARN.format("lost")) == []
-        assert await tx.access_key_secret("AKIALOST") is None
+        assert await tx.access_key("AKIALOST") is None
 
 
 async def test_a_transaction_holds_the_write_lock_until_it_ends(db_path: Path) -> None:
@@ -308,13 +328,154 @@ async def test_tags_set_overwrite_and_remove(store: SqlStore) -> None:
 
 
 async def test_access_keys(store: SqlStore) -> None:
+    b = AccessKey("AKIAB", "admin", "secret-b", ACTIVE, T0)
+    a = AccessKey("AKIAA", "reader", "secret-a", ACTIVE, T0 + timedelta(seconds=1))
     async with store.transaction() as tx:
-        await tx.add_access_key("AKIAB", "secret-b", "admin")
-        await tx.add_access_key("AKIAA", "secret-a", "reader")
+        await tx.add_access_key(b)
+        await tx.add_access_key(a)
     async with store.transaction() as tx:
-        assert await tx.access_key_secret("AKIAA") == "secret-a"
-        assert await tx.access_key_secret("AKIAZ") is None
-        assert await tx.access_keys() == [
-            ("AKIAA", "secret-a", "reader"),
-            ("AKIAB", "secret-b", "admin"),
+        assert await tx.access_key("AKIAA") == a
+        assert await tx.access_key("AKIAZ") is None
+        assert await tx.access_keys() == [b, a]  # oldest first
+        await tx.set_access_key_status("AKIAB", INACTIVE)
+        await tx.delete_access_key("AKIAA")
+    async with store.transaction() as tx:
+        assert await tx.access_keys() == [replace(b, status=INACTIVE)]
+
+
+async def test_secrets_are_sealed_at_rest(db_path: Path) -> None:
+    """The database file never holds a secret; the key file beside it is owner-only."""
+    store = await SqlStore.open_sqlite(db_path)
+    async with store.transaction() as tx:
+        await tx.add_access_key(AccessKey("AKIASEALED", "admin", "very-secret-value", ACTIVE, T0))
+    await store.close()
+    assert mode(db_path.parent / KEY_FILE) == mode(db_path) == 0o600
+    assert not files_holding(db_path.parent, b"very-secret-value")
+    (sealed,) = sqlite_rows(db_path, "SELECT secret FROM iam_access_keys")[0]
+    assert isinstance(sealed, bytes) and b"very-secret-value" not in sealed
+    reopened = await SqlStore.open_sqlite(db_path)
+    async with reopened.transaction() as tx:
+        key = await tx.access_key("AKIASEALED")
+        assert key is not None and key.secret == "very-secret-value"
+        assert "very-secret-value" not in repr(key)
+    await reopened.close()
+
+
+async def test_a_sealed_secret_moved_to_another_key_does_not_open(db_path: Path) -> None:
+    store = await SqlStore.open_sqlite(db_path)
+    async with store.transaction() as tx:
+        await tx.add_access_key(AccessKey("AKIAONE", "a", "one", ACTIVE, T0))
+        await tx.add_access_key(AccessKey("AKIATWO", "b", "two", ACTIVE, T0))
+    await store.close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "UPDATE iam_access_keys SET secret = "
+        "(SELECT secret FROM iam_access_keys WHERE access_key_id = 'AKIAONE') "
+        "WHERE access_key_id = 'AKIATWO'"
+    )
+    conn.commit()
+    conn.close()
+    store = await SqlStore.open_sqlite(db_path)
+    try:
+        async with store.transaction() as tx:
+            with pytest.raises(SecretKeyError, match="AKIATWO"):
+                await tx.access_key("AKIATWO")
+    finally:
+        await store.close()
+
+
+async def test_another_key_file_does_not_open_the_secrets(db_path: Path) -> None:
+    store = await SqlStore.open_sqlite(db_path)
+    async with store.transaction() as tx:
+        await tx.add_access_key(AccessKey("AKIAONE", "a", "one", ACTIVE, T0))
+    await store.close()
+    (db_path.parent / KEY_FILE).unlink()
+    store = await SqlStore.open_sqlite(db_path)  # makes a new key
+    try:
+        async with store.transaction() as tx:
+            with pytest.raises(SecretKeyError, match="another secrets\\.key"):
+                await tx.access_keys()
+    finally:
+        await store.close()
+
+
+async def test_a_corrupt_key_file_is_refused(db_path: Path) -> None:
+    (db_path.parent / KEY_FILE).write_text("not a key")
+    with pytest.raises(SecretKeyError, match="256-bit"):
+        await SqlStore.open_sqlite(db_path)
+
+
+async def test_iam_users_policies_and_attachments(store: SqlStore) -> None:
+    bob = User("bob", "AIDABOB", "/eng/", T0)
+    policy = ManagedPolicy("arn:aws:iam::0:policy/p", "p", "ANPAP", "/", "d", "{}", T0)
+    async with store.transaction() as tx:
+        await tx.add_iam_user(bob)
+        await tx.add_iam_user(User("amy", "AIDAAMY", "/", T0))
+        await tx.put_inline_policy(InlinePolicy("bob", "two", "{2}"))
+        await tx.put_inline_policy(InlinePolicy("bob", "one", "{1}"))
+        await tx.put_inline_policy(InlinePolicy("bob", "one", "{1b}"))  # replaces
+        await tx.put_inline_policy(InlinePolicy("amy", "one", "{a}"))
+        await tx.add_managed_policy(policy)
+        await tx.attach_policy("bob", policy.arn)
+        await tx.attach_policy("bob", policy.arn)  # once only
+        await tx.attach_policy("amy", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+    async with store.transaction() as tx:
+        assert await tx.iam_user("bob") == bob
+        assert [u.name for u in await tx.iam_users()] == ["amy", "bob"]
+        assert await tx.inline_policies("bob") == [
+            InlinePolicy("bob", "one", "{1b}"),
+            InlinePolicy("bob", "two", "{2}"),
         ]
+        assert len(await tx.inline_policies()) == 3
+        assert await tx.managed_policy(policy.arn) == policy
+        assert await tx.managed_policies() == [policy]
+        assert await tx.attachments("bob") == [("bob", policy.arn)]
+        assert len(await tx.attachments()) == 2
+        await tx.detach_policy("bob", policy.arn)
+        await tx.delete_inline_policy("bob", "one")
+        await tx.delete_managed_policy(policy.arn)
+        await tx.delete_iam_user("amy")
+    async with store.transaction() as tx:
+        assert await tx.attachments("bob") == []
+        assert [p.name for p in await tx.inline_policies("bob")] == ["two"]
+        assert await tx.managed_policies() == []
+        assert await tx.iam_user("amy") is None
+
+
+async def test_version_1_keys_become_sealed_keys_of_administrators(db_path: Path) -> None:
+    """A database of version 1 held plain secrets of the principal "admin" and no policies."""
+    conn = sqlite3.connect(db_path)
+    conn.executescript(
+        """
+        CREATE TABLE schema_version (version INTEGER NOT NULL);
+        INSERT INTO schema_version VALUES (1);
+        CREATE TABLE resources (kind VARCHAR(64), id VARCHAR(255), arn VARCHAR(512),
+            spec JSON, status VARCHAR(64), observed JSON, generation INTEGER,
+            observed_generation INTEGER, created_at VARCHAR(32), PRIMARY KEY (kind, id));
+        CREATE TABLE tags (arn VARCHAR(512), key VARCHAR(128), value VARCHAR(256),
+            PRIMARY KEY (arn, key));
+        CREATE TABLE events (seq INTEGER PRIMARY KEY, source_type VARCHAR(64),
+            source_id VARCHAR(255), message TEXT, date VARCHAR(32));
+        CREATE TABLE access_keys (access_key_id VARCHAR(128) PRIMARY KEY,
+            secret VARCHAR(128) NOT NULL, principal VARCHAR(255) NOT NULL);
+        INSERT INTO access_keys VALUES ('AKIAOLD', 'old-plain-secret', 'admin');
+        """
+    )
+    conn.commit()
+    conn.close()
+    store = await SqlStore.open_sqlite(db_path)
+    async with store.transaction() as tx:
+        (key,) = await tx.access_keys()
+        assert (key.access_key_id, key.user_name, key.secret, key.status) == (
+            "AKIAOLD",
+            "admin",
+            "old-plain-secret",
+            ACTIVE,
+        )
+        admin = await tx.iam_user("admin")
+        assert admin is not None and admin.user_id.startswith("AIDA")
+        assert await tx.attachments("admin") == [("admin", ADMINISTRATOR_ACCESS)]
+    await store.close()
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    assert not sqlite_rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'access_keys'")
+    assert not files_holding(db_path.parent, b"old-plain-secret")  # not even in free pages

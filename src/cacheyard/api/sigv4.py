@@ -8,7 +8,7 @@ Session tokens (``X-Amz-Security-Token``) are not supported yet and are refused.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -21,6 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from cacheyard.domain.faults import (
+    Fault,
     IncompleteSignature,
     InvalidClientTokenId,
     MissingAuthenticationToken,
@@ -31,7 +32,7 @@ from cacheyard.domain.faults import (
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _MAX_EXPIRES = 604800  # a presigned URL lives at most a week
 _SIGNATURE = "X-Amz-Signature"
-_BAD_TOKEN = "The security token included in the request is invalid."
+BAD_TOKEN = "The security token included in the request is invalid."
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
@@ -81,30 +82,25 @@ def verify(
     now: datetime,
     *,
     service: str,
-    region: str | None = None,
+    regions: Collection[str] | None = None,
     max_skew: timedelta = timedelta(minutes=15),
 ) -> Caller:
-    """The caller of a correctly signed, current request; otherwise the fault AWS answers."""
+    """The caller of a correctly signed, current request; otherwise the fault AWS answers.
+
+    ``regions`` are the credential scopes accepted (any when None).
+    """
     headers = {name.lower(): value for name, value in request.headers.items()}
     query = _query_pairs(request.query_string)
-    presigned = any(name == _SIGNATURE for name, _ in query)
-    if "authorization" in headers and presigned:
-        raise IncompleteSignature("Only one auth mechanism allowed")
-    if "authorization" in headers:
-        claim = _claim_from_header(headers)
-    elif presigned:
-        claim = _claim_from_query(dict(query))
-    else:
-        raise MissingAuthenticationToken("Request is missing Authentication Token")
+    claim = _read_claim(headers, query)
     if "x-amz-security-token" in headers or any(n == "X-Amz-Security-Token" for n, _ in query):
-        raise InvalidClientTokenId(_BAD_TOKEN)
+        raise InvalidClientTokenId(BAD_TOKEN)
     if claim.service != service:
         raise SignatureDoesNotMatch(f"Credential should be scoped to correct service: '{service}'.")
-    if region is not None and claim.region != region:
+    if regions is not None and claim.region not in regions:
         raise SignatureDoesNotMatch("Credential should be scoped to a valid region.")
     secret = secret_for(claim.access_key_id)
     if secret is None:
-        raise InvalidClientTokenId(_BAD_TOKEN)
+        raise InvalidClientTokenId(BAD_TOKEN)
     _check_time(claim, now, max_skew)
     _check_payload_hash(headers, request.body)
     signed_query = [(name, value) for name, value in query if name != _SIGNATURE]
@@ -112,6 +108,26 @@ def verify(
     if not hmac.compare_digest(expected, claim.signature):
         raise SignatureDoesNotMatch(_MISMATCH)
     return Caller(claim.access_key_id, claim.region, claim.service)
+
+
+def claimed_service(request: SignedRequest) -> str | None:
+    """The service the request says it is signed for (not verified), to route it by."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        return _read_claim(headers, _query_pairs(request.query_string)).service
+    except Fault:
+        return None
+
+
+def _read_claim(headers: Mapping[str, str], query: list[tuple[str, str]]) -> _Claim:
+    presigned = any(name == _SIGNATURE for name, _ in query)
+    if "authorization" in headers and presigned:
+        raise IncompleteSignature("Only one auth mechanism allowed")
+    if "authorization" in headers:
+        return _claim_from_header(headers)
+    if presigned:
+        return _claim_from_query(dict(query))
+    raise MissingAuthenticationToken("Request is missing Authentication Token")
 
 
 def _query_pairs(query_string: str) -> list[tuple[str, str]]:

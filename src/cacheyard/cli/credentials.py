@@ -1,30 +1,24 @@
-"""The first-start access key pair, in the AWS shared-credentials format."""
+"""The administrator's access key pair, in the AWS shared-credentials format (0600)."""
 
 from __future__ import annotations
 
 import configparser
 import os
-import secrets
-import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cacheyard.cli.settings import Settings
-
-_KEY_ALPHABET = string.ascii_uppercase + string.digits
-_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+from cacheyard.cli.settings import DEFAULT_REGION, Settings
+from cacheyard.domain.iam import new_access_key_id, new_secret
 
 
 @dataclass(frozen=True)
 class KeyPair:
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
 
 
 def new_key_pair() -> KeyPair:
-    key = "AKIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
-    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
-    return KeyPair(key, secret)
+    return KeyPair(new_access_key_id(), new_secret())
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -53,3 +47,14 @@ def read_files(settings: Settings) -> KeyPair | None:
         return None
     section = parser["default"]
     return KeyPair(section["aws_access_key_id"], section["aws_secret_access_key"])
+
+
+def configured_region(settings: Settings) -> str:
+    """The region the service wrote to the AWS config file beside the credentials."""
+    for line in (
+        settings.config_file.read_text().splitlines() if settings.config_file.exists() else []
+    ):
+        key, _, value = line.partition("=")
+        if key.strip() == "region":
+            return value.strip()
+    return DEFAULT_REGION

@@ -1,4 +1,4 @@
-"""``cacheyard up | down | credentials``."""
+"""``cacheyard up | down | credentials | fault | iam``."""
 
 from __future__ import annotations
 
@@ -14,27 +14,20 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cacheyard.cli import admin, network_rules, service
-from cacheyard.cli.credentials import read_files
+from cacheyard.cli import admin, iam_commands, network_rules, service
+from cacheyard.cli.credentials import configured_region, read_files
+from cacheyard.cli.options import data_dir_option
 from cacheyard.cli.settings import (
     DEFAULT_ADDRESS_BASE,
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_REGION,
     Settings,
-    default_data_dir,
 )
 from cacheyard.engines.host import LocalEngineHost
+from cacheyard.store.secret_box import SecretKeyError
 
 console = Console()
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=default_data_dir,
-    show_default="$XDG_DATA_HOME/cacheyard",
-    help="Where state, engine data and logs live.",
-)
 
 
 @click.group()
@@ -85,7 +78,11 @@ def up(
 
     def announce(started: service.Started) -> None:
         if started.first_start:
-            console.print("[bold]First start:[/] created an access key pair.")
+            console.print(
+                "[bold]First start:[/] created the administrator user admin and its access key."
+            )
+        elif started.new_admin_key:
+            console.print("[bold]No access key was left:[/] created a new one for the user admin.")
         console.print(
             f"Cacheyard is serving the ElastiCache API at [bold]{settings.endpoint_url}[/]"
         )
@@ -106,7 +103,7 @@ def up(
     with contextlib.suppress(KeyboardInterrupt):
         try:
             service.run(settings, announce)
-        except service.AlreadyRunning as exc:
+        except (service.AlreadyRunning, SecretKeyError) as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -122,21 +119,11 @@ def credentials(data_dir: Path) -> None:
         )
     click.echo(f"export AWS_ACCESS_KEY_ID={pair.access_key_id}")
     click.echo(f"export AWS_SECRET_ACCESS_KEY={pair.secret_access_key}")
-    click.echo(f"export AWS_DEFAULT_REGION={_region(settings)}")
+    click.echo(f"export AWS_DEFAULT_REGION={configured_region(settings)}")
     if settings.endpoint_file.exists():
         click.echo(
             f"export AWS_ENDPOINT_URL_ELASTICACHE={settings.endpoint_file.read_text().strip()}"
         )
-
-
-def _region(settings: Settings) -> str:
-    for line in (
-        settings.config_file.read_text().splitlines() if settings.config_file.exists() else []
-    ):
-        key, _, value = line.partition("=")
-        if key.strip() == "region":
-            return value.strip()
-    return DEFAULT_REGION
 
 
 @main.command()
@@ -203,9 +190,12 @@ def fault(action: str, cache_cluster_id: str, node_id: str, data_dir: Path) -> N
         raise click.ClickException(f"No running service found for {settings.data_dir}.")
     endpoint = settings.endpoint_file.read_text().strip()
     status, answer = admin.post_fault(
-        endpoint, _region(settings), pair, action, cache_cluster_id, node_id
+        endpoint, configured_region(settings), pair, action, cache_cluster_id, node_id
     )
     if status != 200:
         error = answer.get("Error", {})
         raise click.ClickException(f"{error.get('Code')}: {error.get('Message')}")
     console.print(answer["Done"])
+
+
+main.add_command(iam_commands.iam)

@@ -13,13 +13,15 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import uvicorn
 
-from cacheyard.api.app import ElastiCacheApi, create_app
+from cacheyard.api.app import Api, create_app
 from cacheyard.api.handlers import Context
 from cacheyard.api.handlers.parameter_groups import ensure_default_groups
 from cacheyard.api.handlers.resources import ensure_default_subnet_group
+from cacheyard.api.principals import Directory
 from cacheyard.cli import network_rules
 from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
 from cacheyard.cli.settings import Settings
@@ -27,9 +29,11 @@ from cacheyard.controller.faults import FaultInjector
 from cacheyard.controller.keys import REPLICATION_GROUP
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.manager import Controller
+from cacheyard.domain import iam
 from cacheyard.domain.arns import Arn
 from cacheyard.domain.clock import SystemClock
 from cacheyard.domain.engines import EngineCatalog
+from cacheyard.domain.iam import ACTIVE, ADMIN_USER, ADMINISTRATOR_ACCESS, AccessKey, User
 from cacheyard.domain.network import Network
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.parameter_probe import load_or_probe
@@ -40,29 +44,38 @@ from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
-ADMIN = "admin"
-
 
 @dataclass(frozen=True)
 class Started:
     """What the person starting the service is told."""
 
-    key_pair: KeyPair
     first_start: bool
+    new_admin_key: bool  # on the first start, or because every key had been deleted
 
 
-async def ensure_admin_key(store: Store, settings: Settings) -> Started:
+async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> Started:
+    """With no access key at all, the administrator user ``admin`` gets one: on the
+    first start the credentials file's pair if there is one, else a new pair (a key
+    deleted through IAM never comes back). Otherwise the file keeps holding a stored
+    pair: its own, or else the administrator's oldest."""
+    pair = read_files(settings)
     async with store.transaction() as tx:
         keys = await tx.access_keys()
-        first = not keys
-        if first:
-            pair = read_files(settings) or new_key_pair()
-            await tx.add_access_key(pair.access_key_id, pair.secret_access_key, ADMIN)
-        else:
-            pair = KeyPair(keys[0][0], keys[0][1])
-    if read_files(settings) != pair:
+        first = not await tx.iam_users()
+        if not keys:
+            pair = (pair if first else None) or new_key_pair()
+            if await tx.iam_user(ADMIN_USER) is None:
+                await tx.add_iam_user(User(ADMIN_USER, iam.new_id("AIDA"), "/", now))
+            await tx.attach_policy(ADMIN_USER, ADMINISTRATOR_ACCESS)
+            await tx.add_access_key(
+                AccessKey(pair.access_key_id, ADMIN_USER, pair.secret_access_key, ACTIVE, now)
+            )
+        elif pair not in [KeyPair(k.access_key_id, k.secret) for k in keys]:
+            admin = [KeyPair(k.access_key_id, k.secret) for k in keys if k.user_name == ADMIN_USER]
+            pair = admin[0] if admin else pair
+    if pair is not None and read_files(settings) != pair:
         write_files(settings, pair)
-    return Started(pair, first)
+    return Started(first_start=first, new_admin_key=not keys)
 
 
 class AlreadyRunning(Exception):
@@ -119,22 +132,19 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
     )
     monitor = HealthMonitor(host, controller.nodes_to_watch, controller.notify, layout.clusters)
     try:
-        started = await ensure_admin_key(store, settings)
+        started = await ensure_admin_key(store, settings, clock.now())
+        directory = Directory(store, settings.account)
+        await directory.refresh()
         await ensure_default_subnet_group(ctx)
         await ensure_default_groups(ctx)
         async with store.transaction() as tx:
-            secrets = {key: secret for key, secret, _ in await tx.access_keys()}
             readers = {g.spec["reader_endpoint"] for g in await tx.all(REPLICATION_GROUP)}
         settings.address_base_file.write_text(f"{settings.address_base}\n")
         network_rules.forget_stale(settings.address_prefix, readers)
         await controller.start()
         monitor.start()
         config = uvicorn.Config(
-            create_app(
-                ElastiCacheApi(
-                    ctx, secrets.get, FaultInjector(store, host, layout, controller.enqueue)
-                )
-            ),
+            create_app(Api(ctx, directory, FaultInjector(store, host, layout, controller.enqueue))),
             host=settings.host,
             port=settings.port,
             log_level="warning",

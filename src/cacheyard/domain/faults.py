@@ -204,3 +204,46 @@ class SnapshotFeatureNotSupportedFault(Fault):
 
 class InvalidSnapshotStateFault(Fault):
     pass
+
+
+# Authorization and the IAM API.
+
+
+class AccessDenied(CommonFault):
+    """A caller whose policies do not allow the call (not in the models: every service uses it)."""
+
+    code = "AccessDenied"
+    status = 403
+
+
+class ValidationError(CommonFault):
+    """IAM's and STS' answer to a value their model refuses."""
+
+    code = "ValidationError"
+
+
+# Faults of the IAM model: looked up in the model of the service that answers.
+
+
+class NoSuchEntityException(Fault):
+    pass
+
+
+class EntityAlreadyExistsException(Fault):
+    pass
+
+
+class MalformedPolicyDocumentException(Fault):
+    pass
+
+
+class DeleteConflictException(Fault):
+    pass
+
+
+class LimitExceededException(Fault):
+    pass
+
+
+class InvalidInputException(Fault):
+    pass

@@ -1,4 +1,4 @@
-"""Desired and observed state, events, tags and API keys, in one database.
+"""Desired and observed state, events, tags and IAM (users, keys, policies), in one database.
 
 SQLite (WAL) by default through SQLAlchemy Core; everything above talks to
 :class:`~cacheyard.store.interface.Store` so PostgreSQL can serve later.

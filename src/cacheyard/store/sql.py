@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,8 +14,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cacheyard.domain.events import Event
+from cacheyard.domain.iam import AccessKey, InlinePolicy, ManagedPolicy, User
 from cacheyard.store import schema
 from cacheyard.store.interface import EventQuery, Record
+from cacheyard.store.secret_box import KEY_FILE, SecretBox
 
 R = schema.resources
 
@@ -34,8 +37,9 @@ def _record(row: Row[Any]) -> Record:
 
 
 class SqlTransaction:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, box: SecretBox) -> None:
         self._conn = conn
+        self._box = box
 
     async def get(self, kind: str, id: str) -> Record | None:
         row = (await self._conn.execute(select(R).where(R.c.kind == kind, R.c.id == id))).first()
@@ -139,48 +143,171 @@ class SqlTransaction:
         t = schema.tags
         await self._conn.execute(delete(t).where(t.c.arn == arn, t.c.key.in_(list(keys))))
 
-    async def access_key_secret(self, access_key_id: str) -> str | None:
-        k = schema.access_keys
-        row = (
-            await self._conn.execute(select(k.c.secret).where(k.c.access_key_id == access_key_id))
-        ).first()
-        return None if row is None else str(row.secret)
+    async def iam_user(self, name: str) -> User | None:
+        u = schema.iam_users
+        row = (await self._conn.execute(select(u).where(u.c.name == name))).first()
+        return None if row is None else User(row.name, row.user_id, row.path, row.created_at)
 
-    async def add_access_key(self, access_key_id: str, secret: str, principal: str) -> None:
+    async def iam_users(self) -> list[User]:
+        u = schema.iam_users
+        rows = await self._conn.execute(select(u).order_by(u.c.name))
+        return [User(row.name, row.user_id, row.path, row.created_at) for row in rows]
+
+    async def add_iam_user(self, user: User) -> None:
         await self._conn.execute(
-            insert(schema.access_keys).values(
-                access_key_id=access_key_id, secret=secret, principal=principal
+            insert(schema.iam_users).values(
+                name=user.name, user_id=user.user_id, path=user.path, created_at=user.created_at
             )
         )
 
-    async def access_keys(self) -> list[tuple[str, str, str]]:
-        """Every key as (access key id, secret, principal)."""
-        k = schema.access_keys
-        rows = await self._conn.execute(select(k).order_by(k.c.access_key_id))
-        return [(row.access_key_id, row.secret, row.principal) for row in rows]
+    async def delete_iam_user(self, name: str) -> None:
+        await self._conn.execute(delete(schema.iam_users).where(schema.iam_users.c.name == name))
+
+    async def access_key(self, access_key_id: str) -> AccessKey | None:
+        k = schema.iam_access_keys
+        row = (
+            await self._conn.execute(select(k).where(k.c.access_key_id == access_key_id))
+        ).first()
+        return None if row is None else self._access_key(row)
+
+    async def access_keys(self) -> list[AccessKey]:
+        """Every key, oldest first."""
+        k = schema.iam_access_keys
+        rows = await self._conn.execute(select(k).order_by(k.c.created_at, k.c.access_key_id))
+        return [self._access_key(row) for row in rows]
+
+    def _access_key(self, row: Row[Any]) -> AccessKey:
+        secret = self._box.unseal(row.secret, row.access_key_id)
+        return AccessKey(row.access_key_id, row.user_name, secret, row.status, row.created_at)
+
+    async def add_access_key(self, key: AccessKey) -> None:
+        await self._conn.execute(
+            insert(schema.iam_access_keys).values(
+                access_key_id=key.access_key_id,
+                user_name=key.user_name,
+                secret=self._box.seal(key.secret, key.access_key_id),
+                status=key.status,
+                created_at=key.created_at,
+            )
+        )
+
+    async def set_access_key_status(self, access_key_id: str, status: str) -> None:
+        k = schema.iam_access_keys
+        await self._conn.execute(
+            update(k).where(k.c.access_key_id == access_key_id).values(status=status)
+        )
+
+    async def delete_access_key(self, access_key_id: str) -> None:
+        k = schema.iam_access_keys
+        await self._conn.execute(delete(k).where(k.c.access_key_id == access_key_id))
+
+    async def inline_policies(self, user_name: str | None = None) -> list[InlinePolicy]:
+        p = schema.iam_inline_policies
+        stmt = select(p).order_by(p.c.user_name, p.c.name)
+        if user_name is not None:
+            stmt = stmt.where(p.c.user_name == user_name)
+        rows = await self._conn.execute(stmt)
+        return [InlinePolicy(row.user_name, row.name, row.document) for row in rows]
+
+    async def put_inline_policy(self, policy: InlinePolicy) -> None:
+        await self.delete_inline_policy(policy.user_name, policy.name)
+        await self._conn.execute(
+            insert(schema.iam_inline_policies).values(
+                user_name=policy.user_name, name=policy.name, document=policy.document
+            )
+        )
+
+    async def delete_inline_policy(self, user_name: str, name: str) -> None:
+        p = schema.iam_inline_policies
+        await self._conn.execute(delete(p).where(p.c.user_name == user_name, p.c.name == name))
+
+    async def managed_policy(self, arn: str) -> ManagedPolicy | None:
+        p = schema.iam_policies
+        row = (await self._conn.execute(select(p).where(p.c.arn == arn))).first()
+        return None if row is None else _managed_policy(row)
+
+    async def managed_policies(self) -> list[ManagedPolicy]:
+        p = schema.iam_policies
+        rows = await self._conn.execute(select(p).order_by(p.c.name, p.c.arn))
+        return [_managed_policy(row) for row in rows]
+
+    async def add_managed_policy(self, policy: ManagedPolicy) -> None:
+        await self._conn.execute(
+            insert(schema.iam_policies).values(
+                arn=policy.arn,
+                name=policy.name,
+                policy_id=policy.policy_id,
+                path=policy.path,
+                description=policy.description,
+                document=policy.document,
+                created_at=policy.created_at,
+            )
+        )
+
+    async def delete_managed_policy(self, arn: str) -> None:
+        await self._conn.execute(
+            delete(schema.iam_policies).where(schema.iam_policies.c.arn == arn)
+        )
+
+    async def attachments(self, user_name: str | None = None) -> list[tuple[str, str]]:
+        """(user name, policy ARN) of every attached managed policy, or of one user's."""
+        a = schema.iam_attachments
+        stmt = select(a).order_by(a.c.user_name, a.c.policy_arn)
+        if user_name is not None:
+            stmt = stmt.where(a.c.user_name == user_name)
+        rows = await self._conn.execute(stmt)
+        return [(row.user_name, row.policy_arn) for row in rows]
+
+    async def attach_policy(self, user_name: str, arn: str) -> None:
+        await self.detach_policy(user_name, arn)
+        await self._conn.execute(
+            insert(schema.iam_attachments).values(user_name=user_name, policy_arn=arn)
+        )
+
+    async def detach_policy(self, user_name: str, arn: str) -> None:
+        a = schema.iam_attachments
+        await self._conn.execute(delete(a).where(a.c.user_name == user_name, a.c.policy_arn == arn))
+
+
+def _managed_policy(row: Row[Any]) -> ManagedPolicy:
+    return ManagedPolicy(
+        arn=row.arn,
+        name=row.name,
+        policy_id=row.policy_id,
+        path=row.path,
+        description=row.description,
+        document=row.document,
+        created_at=row.created_at,
+    )
 
 
 class SqlStore:
     """One writer at a time: transactions are serialized by a lock in the process."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
         self._engine = engine
+        self._box = box
         self._lock = asyncio.Lock()
 
     @classmethod
     async def open_sqlite(cls, path: Path) -> SqlStore:
+        """The database at ``path``; its secrets are sealed with the key file beside it."""
+        box = SecretBox.open(path.parent / KEY_FILE)
+        # Owner-only, like the key; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
-        store = cls(engine)
+        store = cls(engine, box)
         async with engine.begin() as conn:
-            await conn.run_sync(schema.migrate)
+            await conn.run_sync(schema.migrate, box)
         return store
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTransaction]:
         async with self._lock, self._engine.begin() as conn:
-            yield SqlTransaction(conn)
+            yield SqlTransaction(conn, self._box)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -194,6 +321,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Deleted rows are overwritten, not left in free pages: no old secret lingers in the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -2,7 +2,8 @@
 
 A fault named after one of the model's error shapes takes that shape's code and
 HTTP status, so they cannot drift from what boto3 expects; a protocol-level
-:class:`CommonFault` carries its own.
+:class:`CommonFault` carries its own. The service is the model's: the same
+fault class answers with IAM's code in IAM and ElastiCache's in ElastiCache.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from cacheyard.domain.faults import CommonFault, Fault
 
 from .serializing import document
 from .wire import namespace
+
+# What services without an error shape of that name (IAM, STS) answer instead:
+# the protocol refuses a value with ElastiCache's fault, they with ValidationError.
+_ELSEWHERE = {"InvalidParameterValueException": ("ValidationError", 400)}
 
 
 def error_document(service_model: Any, fault: Fault, request_id: str) -> tuple[int, bytes]:
@@ -38,6 +43,8 @@ def _describe(service_model: Any, fault: Fault) -> tuple[str, int, bool]:
         shape = service_model.shape_for(fault.shape_name)
     except NoShapeFoundError:
         shape = None
+    if shape is None and fault.shape_name in _ELSEWHERE:
+        return (*_ELSEWHERE[fault.shape_name], True)
     if shape is None or not shape.metadata.get("exception"):
         raise TypeError(f"{fault.shape_name} is not an error of {service_model.service_name}")
     error = shape.metadata.get("error", {})
