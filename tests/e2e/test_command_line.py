@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+from pathlib import Path
 
 import boto3
 import pytest
@@ -62,3 +63,13 @@ def test_restart_keeps_the_key_pair(fresh_service: Service) -> None:
     fresh_service.start()
     assert fresh_service.credentials() == before
     fresh_service.client().describe_cache_clusters()
+
+
+def test_ca_command_prints_the_certificate_the_service_made(service: Service) -> None:
+    done = subprocess.run(
+        service.command("ca"), capture_output=True, text=True, timeout=30, check=True
+    )
+    path = done.stdout.strip()
+    assert path == str(service.data_dir / "ca" / "ca.crt")
+    assert Path(path).read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert stat.S_IMODE((service.data_dir / "ca" / "ca.key").stat().st_mode) == 0o600

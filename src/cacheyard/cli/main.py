@@ -24,6 +24,7 @@ from cacheyard.cli.settings import (
     DEFAULT_REGION,
     Settings,
 )
+from cacheyard.engines.certificates import CertificateAuthority
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.store.secret_box import SecretKeyError
 
@@ -124,6 +125,14 @@ def credentials(data_dir: Path) -> None:
         click.echo(
             f"export AWS_ENDPOINT_URL_ELASTICACHE={settings.endpoint_file.read_text().strip()}"
         )
+
+
+@main.command()
+@data_dir_option
+def ca(data_dir: Path) -> None:
+    """Print the path of Cacheyard's CA certificate, for `redis-cli --tls --cacert`."""
+    settings = Settings(data_dir=data_dir.resolve())
+    click.echo(CertificateAuthority(settings.ca_dir).ensure())
 
 
 @main.command()

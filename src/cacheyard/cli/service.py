@@ -35,6 +35,7 @@ from cacheyard.domain.clock import SystemClock
 from cacheyard.domain.engines import EngineCatalog
 from cacheyard.domain.iam import ACTIVE, ADMIN_USER, ADMINISTRATOR_ACCESS, AccessKey, User
 from cacheyard.domain.network import Network
+from cacheyard.engines.certificates import CertificateAuthority
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.parameter_probe import load_or_probe
 from cacheyard.engines.versions import installed_versions
@@ -137,6 +138,7 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         await directory.refresh()
         await ensure_default_subnet_group(ctx)
         await ensure_default_groups(ctx)
+        await asyncio.to_thread(CertificateAuthority(settings.ca_dir).ensure)
         async with store.transaction() as tx:
             readers = {g.spec["reader_endpoint"] for g in await tx.all(REPLICATION_GROUP)}
         settings.address_base_file.write_text(f"{settings.address_base}\n")

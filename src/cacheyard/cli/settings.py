@@ -38,6 +38,11 @@ class Settings:
         return self.data_dir / "state.db"
 
     @property
+    def ca_dir(self) -> Path:
+        """Cacheyard's certificate authority for TLS in transit."""
+        return self.data_dir / "ca"
+
+    @property
     def snapshots_dir(self) -> Path:
         return self.data_dir / "snapshots"
 
