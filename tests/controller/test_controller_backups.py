@@ -238,20 +238,17 @@ async def test_one_backup_per_window_kept_for_the_retention_limit(
     assert snapshot_files.names() == sorted(keep | {second, third})
     assert b"day1" in rdb_bytes(snapshot_files, copy.name, tmp_path)
 
-    # Backups turned off (retention 0): every automatic one goes, the manual one stays.
+    # Backups turned off (retention 0): none is taken any more, and the ones taken
+    # stay (as on ElastiCache, they go only with the cache or when deleted).
     await update(store, with_backups(spec, 0), statuses.AVAILABLE)
-    enqueued = await backups.tick(at(4, 3, 30))
-    assert sorted(enqueued) == sorted([(SNAPSHOT, second), (SNAPSHOT, third)])
-    await settle(snapshot_reconciler, enqueued)
-    assert set(await backups.snapshots()) == keep
-    assert snapshot_files.names() == sorted(keep)
-    # And none is taken in the next window; the manual ones are never pruned.
+    assert await backups.tick(at(4, 3, 30)) == []
     assert await backups.tick(at(5, 3)) == []
     assert await backups.tick(at(30, 3)) == []
     found = await backups.snapshots()
     assert {name: r.status for name, r in found.items()} == dict.fromkeys(
-        keep, statuses.SNAPSHOT_AVAILABLE
+        keep | {second, third}, statuses.SNAPSHOT_AVAILABLE
     )
+    assert snapshot_files.names() == sorted(keep | {second, third})
 
 
 async def test_a_deleted_cluster_takes_its_automatic_backups_with_it(

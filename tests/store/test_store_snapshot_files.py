@@ -414,6 +414,8 @@ def test_copy_delete_and_names(files: SnapshotFiles, rdb: Path, tmp_path: Path) 
     ]
     assert copied.created_at == original.created_at
     assert files.verify("copy") == copied
+    stored = [tmp_path / "snapshots" / n / f"{n}-0001.rdb" for n in ("snap", "copy")]
+    assert stored[0].stat().st_ino != stored[1].stat().st_ino  # a second backup, not a link
     assert files.names() == ["copy", "snap"]
     with pytest.raises(FileExistsError):
         files.copy("snap", "copy")

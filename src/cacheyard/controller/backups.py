@@ -52,10 +52,12 @@ class BackupScheduler:
             retention = await self._retention(tx)
             for record in automatic:
                 spec = load(SnapshotSpec, record.spec)
-                limit = retention.get(spec.source_id, 0)
                 if record.status == statuses.SNAPSHOT_CREATING or spec.deleting:
                     continue
-                if limit == 0 or snapshots.expired(limit, spec.created_at, now):
+                # A cache's automatic backups go with it. Turning backups off (a limit
+                # of 0) stops new ones; the ones taken stay until deleted.
+                limit = retention.get(spec.source_id)
+                if limit is None or (limit > 0 and snapshots.expired(limit, spec.created_at, now)):
                     await tx.update_spec(
                         SNAPSHOT,
                         record.id,
@@ -112,7 +114,7 @@ class BackupScheduler:
 
     @staticmethod
     async def _retention(tx: Transaction) -> dict[str, int]:
-        """Each cache's retention limit; a cache that is gone keeps none."""
+        """Each cache's retention limit (a cache that is gone is not in it)."""
         limits = {
             r.id: int(r.spec["snapshot_retention_limit"])
             for r in await tx.all(CACHE_CLUSTER)

@@ -144,10 +144,14 @@ class SnapshotFiles:
         _fsync_dir(dest.parent)
 
     def copy(self, source: str, target: str) -> Manifest:
-        """A new snapshot ``target`` with the files of ``source``, checked on the way."""
+        """A new snapshot ``target`` with the files of ``source``, checked on the way.
+
+        Copied, not linked: a copy is kept as a second backup, and a link would
+        share any damage to the first one's file.
+        """
         manifest = self.read_manifest(source)
         items = ((f.node_group_id, self._dir(source) / f.file, f) for f in manifest.files)
-        return self._publish(dataclasses.replace(manifest, name=target), items, link=True)
+        return self._publish(dataclasses.replace(manifest, name=target), items, link=False)
 
     def export(self, name: str, directory: Path, target_name: str) -> list[Path]:
         """Copies of the files as ``<target_name>-<node_group_id>.rdb``, each with a sidecar.
