@@ -405,8 +405,8 @@ def test_too_many_subnets(service: Service, ec: BaseClient) -> None:
 @pytest.mark.parametrize(
     ("operation", "params"),
     [
-        ("create_user", {"UserId": "u", "UserName": "u", "Engine": "redis", "AccessString": "on"}),
-        ("describe_users", {}),
+        ("create_serverless_cache", {"ServerlessCacheName": "s", "Engine": "redis"}),
+        ("describe_serverless_caches", {}),
     ],
 )
 def test_unimplemented_operation_through_boto3(

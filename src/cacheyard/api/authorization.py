@@ -24,7 +24,9 @@ NEW_POLICY = "iam-new-policy"  # the name of the policy CreatePolicy will make
 # Any other kind is an ElastiCache resource type of domain/arns.py.
 
 # ElastiCache keeps these ids in lower case: the ARN checked is the one the resource has.
-_LOWER_CASE = frozenset({"cluster", "replicationgroup", "subnetgroup", "parametergroup"})
+_LOWER_CASE = frozenset(
+    {"cluster", "replicationgroup", "subnetgroup", "parametergroup", "user", "usergroup"}
+)
 
 
 @dataclass(frozen=True)

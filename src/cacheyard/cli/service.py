@@ -21,6 +21,7 @@ from cacheyard.api.app import Api, create_app
 from cacheyard.api.handlers import Context
 from cacheyard.api.handlers.parameter_groups import ensure_default_groups
 from cacheyard.api.handlers.resources import ensure_default_subnet_group
+from cacheyard.api.handlers.users import all_users
 from cacheyard.api.principals import Directory
 from cacheyard.cli import network_rules
 from cacheyard.cli.credentials import KeyPair, new_key_pair, read_files, write_files
@@ -138,6 +139,8 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         await directory.refresh()
         await ensure_default_subnet_group(ctx)
         await ensure_default_groups(ctx)
+        async with store.transaction() as tx:
+            await all_users(ctx, tx)  # the built-in `default` user exists from the start
         await asyncio.to_thread(CertificateAuthority(settings.ca_dir).ensure)
         async with store.transaction() as tx:
             readers = {g.spec["reader_endpoint"] for g in await tx.all(REPLICATION_GROUP)}

@@ -247,3 +247,50 @@ class LimitExceededException(Fault):
 
 class InvalidInputException(Fault):
     pass
+
+
+# RBAC users and user groups.
+
+
+class UserAlreadyExistsFault(Fault):
+    pass
+
+
+class UserNotFoundFault(Fault):
+    pass
+
+
+class UserQuotaExceededFault(Fault):
+    pass
+
+
+class DuplicateUserNameFault(Fault):
+    pass
+
+
+class InvalidUserStateFault(Fault):
+    pass
+
+
+class DefaultUserRequired(Fault):
+    pass
+
+
+class DefaultUserAssociatedToUserGroupFault(Fault):
+    pass
+
+
+class UserGroupAlreadyExistsFault(Fault):
+    pass
+
+
+class UserGroupNotFoundFault(Fault):
+    pass
+
+
+class UserGroupQuotaExceededFault(Fault):
+    pass
+
+
+class InvalidUserGroupStateFault(Fault):
+    pass

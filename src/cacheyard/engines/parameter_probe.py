@@ -31,15 +31,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio.connection import UnixDomainSocketConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from cacheyard.domain import parameters
 from cacheyard.domain.engines import EngineVersion
@@ -60,9 +58,7 @@ from cacheyard.domain.parameters import (
 )
 from cacheyard.engines import launch
 from cacheyard.engines.errors import EngineError
-
-START_TIMEOUT = 2.0  # for a throwaway engine to answer, or a start-time probe to exit
-POLL = 0.002
+from cacheyard.engines.scratch import POLL, START_TIMEOUT, check_alive, running, scratch_redis
 
 _VERSIONS = {
     "redis": ("--version", re.compile(r"v=(\d+\.\d+\.\d+)")),
@@ -125,16 +121,9 @@ async def load_or_probe(
 async def probe_redis(binary: str, workdir: Path) -> ParameterFamily:
     version = await _version(binary, "redis")
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="redis-probe-", dir=workdir) as scratch:
-        socket_path = Path(scratch) / "redis.sock"
-        argv = [binary, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
-        argv += ["--dir", scratch, "--save", "", "--logfile", ""]
-        async with _running(argv, scratch) as process:
-            connection = await _connect_redis(socket_path, process)
-            try:
-                infos = await _redis_parameters(connection, binary, scratch, version)
-            finally:
-                await connection.disconnect()
+    async with scratch_redis(binary, workdir, ParameterProbeError) as connection:
+        # Restart-only settings are asked of short runs that stop at parsing them.
+        infos = await _redis_parameters(connection, binary, str(workdir), version)
     return ParameterFamily(EngineVersion("redis", version).family, "redis", version, infos)
 
 
@@ -146,7 +135,8 @@ async def probe_memcached(binary: str) -> ParameterFamily:
         socket_path = Path(scratch) / "memcached.sock"
         # Cacheyard's own defaults (-c), as every node runs with them.
         argv = [binary, "-s", str(socket_path), "-U", "0", *launch.memcached_option_argv({})]
-        async with _running([*argv, *launch.memcached_user_argv()], scratch) as process:
+        memcached = [*argv, *launch.memcached_user_argv()]
+        async with running(memcached, scratch, ParameterProbeError) as process:
             settings = await _stats_settings(socket_path, process)
     infos = []
     for option in MEMCACHED_PARAMETERS.values():
@@ -282,35 +272,11 @@ def _help_choices(help_text: str, suboption: str) -> str | None:
     return found[1].replace(" ", "") if found else None
 
 
-async def _connect_redis(
-    path: Path, process: asyncio.subprocess.Process
-) -> UnixDomainSocketConnection:
-    try:
-        async with asyncio.timeout(START_TIMEOUT):
-            while True:
-                await _check_alive(process)
-                connection = UnixDomainSocketConnection(
-                    path=str(path),
-                    socket_timeout=START_TIMEOUT,
-                    retry=Retry(NoBackoff(), 0),
-                    protocol=2,
-                    decode_responses=True,
-                )
-                try:
-                    await _call(connection, "PING")  # the first command connects
-                except (RedisError, OSError):
-                    await asyncio.sleep(POLL)
-                else:
-                    return connection
-    except TimeoutError:
-        raise ParameterProbeError(f"the probe's redis-server did not answer on {path}") from None
-
-
 async def _stats_settings(path: Path, process: asyncio.subprocess.Process) -> dict[str, str]:
     try:
         async with asyncio.timeout(START_TIMEOUT):
             while True:
-                await _check_alive(process)
+                await check_alive(process, ParameterProbeError)
                 try:
                     reader, writer = await asyncio.open_unix_connection(str(path))
                 except OSError:
@@ -328,13 +294,6 @@ async def _stats_settings(path: Path, process: asyncio.subprocess.Process) -> di
         raise ParameterProbeError(f"the probe's memcached did not answer on {path}") from None
 
 
-async def _check_alive(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        assert process.stdout is not None
-        output = (await process.stdout.read()).decode(errors="replace")
-        raise ParameterProbeError(f"the probe's engine exited ({process.returncode}): {output}")
-
-
 async def _version(binary: str, engine: str) -> str:
     flag, pattern = _VERSIONS[engine]
     output = await _output([binary, flag])
@@ -346,34 +305,13 @@ async def _version(binary: str, engine: str) -> str:
 
 async def _output(argv: list[str], cwd: str | None = None) -> str:
     """What a short-lived command prints (stdout and stderr)."""
-    async with _running(argv, cwd) as process:
+    async with running(argv, cwd, ParameterProbeError) as process:
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 output, _ = await process.communicate()
         except TimeoutError:
             raise ParameterProbeError(f"{' '.join(argv)} did not exit") from None
     return output.decode(errors="replace")
-
-
-@contextlib.asynccontextmanager
-async def _running(argv: list[str], cwd: str | None) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A child process that is killed and reaped on the way out, whatever happens."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except OSError as exc:
-        raise ParameterProbeError(f"cannot run {argv[0]}: {exc}") from exc
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 async def _cache_key(redis_binary: str | None, memcached_binary: str | None) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from cacheyard.api.handlers import (
     snapshots,
     subnet_groups,
     tags,
+    user_groups,
+    users,
 )
 from cacheyard.api.handlers.context import Context
 
@@ -52,6 +54,14 @@ HANDLERS: dict[str, Handler] = {
     "DescribeSnapshots": snapshots.describe,
     "CopySnapshot": snapshots.copy,
     "DeleteSnapshot": snapshots.delete,
+    "CreateUser": users.create,
+    "DescribeUsers": users.describe,
+    "ModifyUser": users.modify,
+    "DeleteUser": users.delete,
+    "CreateUserGroup": user_groups.create,
+    "DescribeUserGroups": user_groups.describe,
+    "ModifyUserGroup": user_groups.modify,
+    "DeleteUserGroup": user_groups.delete,
 }
 
 IMPLEMENTED = frozenset(HANDLERS)

@@ -13,6 +13,7 @@ from cacheyard.domain.cache_clusters import Placement
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.network import DEFAULT_SUBNET_GROUP, VPC_ID
 from cacheyard.domain.subnet_groups import SubnetGroupSpec, subnets_of
+from cacheyard.domain.users import USER, USER_GROUP
 from cacheyard.store import Record, Transaction
 
 MAX_TAGS = 50
@@ -36,6 +37,8 @@ ARN_KINDS: dict[str, tuple[str, type[faults.Fault], str]] = {
         faults.CacheSubnetGroupNotFoundFault,
         "CacheSubnetGroup",
     ),
+    "user": (USER, faults.UserNotFoundFault, "User"),
+    "usergroup": (USER_GROUP, faults.UserGroupNotFoundFault, "UserGroup"),
 }
 
 
