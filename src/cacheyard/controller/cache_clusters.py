@@ -22,6 +22,7 @@ from cacheyard.controller.keys import CACHE_CLUSTER, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
+from cacheyard.controller.tls import ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
@@ -99,15 +100,17 @@ class CacheClusterReconciler:
     ) -> NodeSpec:
         kind = node_type(spec.node_type)
         overrides = dict(parameters.overrides) if parameters is not None else {}
+        node_dir = self._layout.node(spec.cluster_id, plan.node_id)
         return NodeSpec(
             engine="redis" if spec.engine == "redis" else "memcached",
-            node_dir=self._layout.node(spec.cluster_id, plan.node_id),
+            node_dir=node_dir,
             address=plan.address,
             port=spec.port,
             max_memory_mb=kind.memory_mb,
             threads=kind.memcached_threads,
             redis_config=overrides if spec.engine == "redis" else {},
             memcached_options=overrides if spec.engine == "memcached" else {},
+            tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
         )
 
     async def reconcile(self, cluster_id: str) -> float | None:
@@ -179,7 +182,8 @@ class CacheClusterReconciler:
                 changes = work.parameters.live_changes(seen.get("live", {}))
                 if changes:
                     try:
-                        await replication.set_config(plan.address, spec.port, changes)
+                        node = self.node_spec(spec, plan)
+                        await replication.set_config(node.address, node.port, changes, tls=node.tls)
                     except EngineError as exc:
                         log.warning("cluster %s: %s", spec.cluster_id, exc)
                         work.ready = False
@@ -262,6 +266,7 @@ class CacheClusterReconciler:
                     node = await self._seed(spec, node, seen, work)
                 else:
                     discard_rdb(node.node_dir)
+                await ensure_certificate(self._layout, node, spec.cluster_id, [node.address])
                 self._host.start(node)
             to_wait.append((plan, node))
         answers = await asyncio.gather(*(self._wait_ready(node) for _, node in to_wait))

@@ -79,7 +79,7 @@ async def promote(
         await host.stop(old.node.node_dir, grace=0)
         old.running = False
         old.info = None
-    await replication.make_primary(candidate.address, candidate.node.port)
+    await replication.make_primary(candidate.address, candidate.node.port, tls=candidate.node.tls)
     await _bind_when_free(candidate, [candidate.address, group.primary_endpoint])
     work.repointed.update(await _repoint_others(members, candidate, exclude=old.id))
     work.observed["primary"] = candidate.id
@@ -104,20 +104,24 @@ async def switch_over(
     if not (target.answering and work.seen(target.id).get("synced")):
         work.ready = False
         return old
-    await replication.pause_writes(old.address, old.node.port, PAUSE_MS)
+    await replication.pause_writes(old.address, old.node.port, PAUSE_MS, tls=old.node.tls)
     try:
         if not await _caught_up(old, target):
             work.ready = False
             return old
-        await replication.make_primary(target.address, target.node.port)
-        await replication.bind(old.address, old.node.port, [old.address])
-        await replication.drop_clients(old.address, old.node.port, group.primary_endpoint)
+        await replication.make_primary(target.address, target.node.port, tls=target.node.tls)
+        await replication.bind(old.address, old.node.port, [old.address], tls=old.node.tls)
+        await replication.drop_clients(
+            old.address, old.node.port, group.primary_endpoint, tls=old.node.tls
+        )
         await _bind_when_free(target, [target.address, group.primary_endpoint])
-        await replication.make_replica(old.address, old.node.port, target.address, target.node.port)
+        await replication.make_replica(
+            old.address, old.node.port, target.address, target.node.port, tls=old.node.tls
+        )
         work.repointed.update(await _repoint_others(members, target, exclude=old.id))
         work.repointed.add(old.id)
     finally:
-        await replication.unpause(old.address, old.node.port)
+        await replication.unpause(old.address, old.node.port, tls=old.node.tls)
     work.observed["primary"] = target.id
     work.observed["switchover_seq"] = group.switchover_seq
     work.seen(old.id)["synced"] = False
@@ -128,8 +132,10 @@ async def switch_over(
 async def _caught_up(old: Member, target: Member) -> bool:
     deadline = time.monotonic() + CATCH_UP_DEADLINE
     while time.monotonic() < deadline:
-        source = await replication.replication_info(old.address, old.node.port)
-        replica = await replication.replication_info(target.address, target.node.port)
+        source = await replication.replication_info(old.address, old.node.port, tls=old.node.tls)
+        replica = await replication.replication_info(
+            target.address, target.node.port, tls=target.node.tls
+        )
         if source is not None and replica is not None and replica.offset >= source.offset:
             return True
         await asyncio.sleep(POLL)
@@ -139,7 +145,9 @@ async def _caught_up(old: Member, target: Member) -> bool:
 async def _bind_when_free(member: Member, addresses: list[str]) -> None:
     """Bind, retrying while the previous holder's socket is still being released."""
     deadline = time.monotonic() + BIND_DEADLINE
-    while not await replication.bind(member.address, member.node.port, addresses):
+    while not await replication.bind(
+        member.address, member.node.port, addresses, tls=member.node.tls
+    ):
         if time.monotonic() > deadline:
             raise EngineError(
                 f"{member.id} could not bind {' '.join(addresses)} within {BIND_DEADLINE}s"
@@ -152,7 +160,9 @@ async def _repoint_others(members: dict[str, Member], primary: Member, exclude: 
     others = [m for m in members.values() if m.id not in (primary.id, exclude) and m.answering]
     await asyncio.gather(
         *(
-            replication.make_replica(m.address, m.node.port, primary.address, primary.node.port)
+            replication.make_replica(
+                m.address, m.node.port, primary.address, primary.node.port, tls=m.node.tls
+            )
             for m in others
         )
     )

@@ -15,6 +15,11 @@ class Layout:
     root: Path
 
     @property
+    def ca(self) -> Path:
+        """Cacheyard's certificate authority (cli.settings.Settings.ca_dir)."""
+        return self.root / "ca"
+
+    @property
     def clusters(self) -> Path:
         return self.root / "clusters"
 

@@ -25,6 +25,7 @@ from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
+from cacheyard.controller.tls import ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
@@ -131,13 +132,15 @@ class ReplicationGroupReconciler:
         }
         if primary is not None and primary.address != spec.nodes[0].address:
             config["replicaof"] = f"{primary.address} {primary.port}"
+        node_dir = self._layout.node(spec.cluster_id, spec.nodes[0].node_id)
         return NodeSpec(
             engine="redis",
-            node_dir=self._layout.node(spec.cluster_id, spec.nodes[0].node_id),
+            node_dir=node_dir,
             address=spec.nodes[0].address,
             port=spec.port,
             max_memory_mb=node_type(spec.node_type).memory_mb,
             redis_config=config,
+            tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
         )
 
     async def reconcile(self, group_id: str) -> float | None:
@@ -242,7 +245,7 @@ class ReplicationGroupReconciler:
             members[member_id] = Member(live[member_id], spec, node, node.node_dir in running)
         infos = await asyncio.gather(
             *(
-                replication.replication_info(m.address, m.node.port, INFO_TIMEOUT)
+                replication.replication_info(m.address, m.node.port, INFO_TIMEOUT, tls=m.node.tls)
                 if m.running
                 else _nothing()
                 for m in members.values()
@@ -289,10 +292,14 @@ class ReplicationGroupReconciler:
             ):
                 work.repointed.add(member.id)
                 await replication.make_replica(
-                    member.address, member.node.port, primary.address, primary.node.port
+                    member.address,
+                    member.node.port,
+                    primary.address,
+                    primary.node.port,
+                    tls=member.node.tls,
                 )
         if primary.info is not None and primary.info.role != "primary":
-            await replication.make_primary(primary.address, primary.node.port)
+            await replication.make_primary(primary.address, primary.node.port, tls=primary.node.tls)
         await self._apply_settings(group, members, work)
         self._update_sync_flags(members, primary, work)
         await self._place_endpoints(group, members, primary, work)
@@ -386,6 +393,13 @@ class ReplicationGroupReconciler:
             node = replace(node, redis_config={**node.redis_config, "appendonly": "no"})
         else:
             discard_rdb(node.node_dir)
+        # A member may bind either endpoint: its certificate names them too.
+        await ensure_certificate(
+            self._layout,
+            node,
+            member.id,
+            [node.address, group.primary_endpoint, group.reader_endpoint],
+        )
         self._host.start(node)
         member.running = True
         member.info = None
@@ -400,7 +414,7 @@ class ReplicationGroupReconciler:
         }
         await asyncio.gather(
             *(
-                replication.set_config(m.address, m.node.port, wanted)
+                replication.set_config(m.address, m.node.port, wanted, tls=m.node.tls)
                 for m in members.values()
                 if m.answering
             )
@@ -411,7 +425,9 @@ class ReplicationGroupReconciler:
             seen = work.seen(member.id)
             changes = work.parameters.live_changes(seen.get("live", {}))
             if changes:
-                await replication.set_config(member.address, member.node.port, changes)
+                await replication.set_config(
+                    member.address, member.node.port, changes, tls=member.node.tls
+                )
             seen["live"] = work.parameters.immediate()
             started = await asyncio.to_thread(live_config.started_config, member.node.node_dir)
             seen["pending_reboot"] = work.parameters.pending_reboot(started)
@@ -440,7 +456,7 @@ class ReplicationGroupReconciler:
         wanted[primary.id].append(group.primary_endpoint)
         wanted[reader.id].append(group.reader_endpoint)
         bound = {
-            m.id: await replication.bound_addresses(m.address, m.node.port)
+            m.id: await replication.bound_addresses(m.address, m.node.port, tls=m.node.tls)
             for m in members.values()
             if m.answering
         }
@@ -451,14 +467,20 @@ class ReplicationGroupReconciler:
             member = members[member_id]
             lost = [a for a in addresses if a not in wanted[member_id]]
             if lost:
-                await replication.bind(member.address, member.node.port, wanted[member_id])
+                await replication.bind(
+                    member.address, member.node.port, wanted[member_id], tls=member.node.tls
+                )
                 for address in lost:
-                    await replication.drop_clients(member.address, member.node.port, address)
+                    await replication.drop_clients(
+                        member.address, member.node.port, address, tls=member.node.tls
+                    )
         for member_id, addresses in bound.items():
             if addresses is None or sorted(addresses) == sorted(wanted[member_id]):
                 continue
             member = members[member_id]
-            if not await replication.bind(member.address, member.node.port, wanted[member_id]):
+            if not await replication.bind(
+                member.address, member.node.port, wanted[member_id], tls=member.node.tls
+            ):
                 work.ready = False
         work.observed["reader"] = reader.id
         await self._spread_readers(group, members, primary, work)
@@ -605,17 +627,19 @@ class ReplicationGroupReconciler:
         for member_id, member_record in live.items():
             spec = load(CacheClusterSpec, member_record.spec)
             node = self.member_node(group, spec, None)
-            bound = await replication.bound_addresses(node.address, node.port)
+            bound = await replication.bound_addresses(node.address, node.port, tls=node.tls)
             if bound is not None:
-                await replication.make_primary(node.address, node.port)
+                await replication.make_primary(node.address, node.port, tls=node.tls)
                 await replication.set_config(
-                    node.address, node.port, {"min-replicas-to-write": "0"}
+                    node.address, node.port, {"min-replicas-to-write": "0"}, tls=node.tls
                 )
                 if bound != [node.address]:
-                    await replication.bind(node.address, node.port, [node.address])
+                    await replication.bind(node.address, node.port, [node.address], tls=node.tls)
                     for address in bound:
                         if address != node.address:
-                            await replication.drop_clients(node.address, node.port, address)
+                            await replication.drop_clients(
+                                node.address, node.port, address, tls=node.tls
+                            )
             # The retained primary becomes a plain cluster; its own reconciler says
             # `available` once its engine answers.
             async with self._store.transaction() as tx:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
+from cacheyard.controller.tls import node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
@@ -25,6 +26,7 @@ from cacheyard.domain.replication_groups import ReplicationGroupSpec
 from cacheyard.domain.snapshots import SnapshotSpec
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.rdb_capture import capture_rdb
+from cacheyard.engines.spec import TlsFiles
 from cacheyard.store import Record, Store
 from cacheyard.store.snapshot_files import Manifest, SnapshotCorrupt, SnapshotFiles
 
@@ -44,6 +46,7 @@ class _Source:
     address: str
     port: int
     node_dir: Path
+    tls: TlsFiles | None
 
 
 class SnapshotReconciler:
@@ -107,7 +110,9 @@ class SnapshotReconciler:
                     self._clock.now(),
                 )
             )
-        rdb = await capture_rdb(source.address, source.port, source.node_dir, CAPTURE_TIMEOUT)
+        rdb = await capture_rdb(
+            source.address, source.port, source.node_dir, CAPTURE_TIMEOUT, source.tls
+        )
         manifest = await asyncio.to_thread(
             self._files.write,
             name=spec.name,
@@ -154,12 +159,9 @@ class SnapshotReconciler:
     def _node_of(self, cluster: Record) -> _Source:
         spec = load(CacheClusterSpec, cluster.spec)
         node = spec.nodes[0]
-        return _Source(
-            spec.cluster_id,
-            node.address,
-            spec.port,
-            self._layout.node(spec.cluster_id, node.node_id),
-        )
+        node_dir = self._layout.node(spec.cluster_id, node.node_id)
+        tls = node_tls(self._layout, node_dir) if spec.transit_encryption else None
+        return _Source(spec.cluster_id, node.address, spec.port, node_dir, tls)
 
     @staticmethod
     def _event_source(spec: SnapshotSpec) -> tuple[str, str]:

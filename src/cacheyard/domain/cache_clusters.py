@@ -70,6 +70,8 @@ class CacheClusterSpec:
     replication_group_id: str | None = None
     restore: RestoreSource | None = None
     final_snapshot: str | None = None
+    # TLS only on the node's port (TransitEncryptionMode required).
+    transit_encryption: bool = False
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

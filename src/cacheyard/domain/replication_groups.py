@@ -56,6 +56,7 @@ class ReplicationGroupSpec:
     snapshot_retention_limit: int = 0
     snapshot_window: str | None = None
     final_snapshot: str | None = None
+    transit_encryption: bool = False
     # The member snapshots are read from; by default a replica, so the primary never forks.
     snapshotting_cluster: str | None = None
     deleting: bool = False
@@ -80,6 +81,7 @@ class GroupRequest:
     port: int | None
     subnet_group: str
     parameter_group: str | None
+    transit_encryption: bool = False
 
 
 def member_id(group_id: str, index: int) -> str:
@@ -131,6 +133,7 @@ def _member(
     port: int,
     subnet_group: str,
     parameter_group: str,
+    transit_encryption: bool,
 ) -> CacheClusterSpec:
     return CacheClusterSpec(
         cluster_id=cluster_id,
@@ -145,6 +148,7 @@ def _member(
         nodes=(NodePlan(node_id(1), zone, address, now),),
         created_at=now,
         replication_group_id=group_id,
+        transit_encryption=transit_encryption,
     )
 
 
@@ -177,6 +181,7 @@ def plan_group(
             port,
             request.subnet_group,
             parameter_group,
+            request.transit_encryption,
         )
         for i, zone in enumerate(zones, start=1)
     ]
@@ -197,6 +202,7 @@ def plan_group(
         preferred_primary=members[0].cluster_id,
         created_at=now,
         next_member=len(members) + 1,
+        transit_encryption=request.transit_encryption,
     )
     return group, members
 
@@ -242,6 +248,7 @@ def plan_add_replicas(
                 group.port,
                 group.subnet_group,
                 group.parameter_group,
+                group.transit_encryption,
             )
         )
     grown = replace(

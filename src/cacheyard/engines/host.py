@@ -161,7 +161,7 @@ class LocalEngineHost:
 
     async def probe(self, spec: NodeSpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
         if spec.engine == "redis":
-            return await probes.redis_ping(spec.address, spec.port, timeout)
+            return await probes.redis_ping(spec.address, spec.port, timeout, spec.tls)
         return await probes.memcached_version(spec.address, spec.port, timeout)
 
     async def probe_discovery(self, spec: DiscoverySpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109

@@ -50,6 +50,19 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
         "repl-diskless-sync-delay": "0",
         "dbfilename": RDB_FILE,
     }
+    if spec.tls is not None:
+        directives.update(
+            {
+                "port": "0",
+                "tls-port": str(spec.port),
+                "tls-cert-file": str(spec.tls.cert),
+                "tls-key-file": str(spec.tls.key),
+                "tls-ca-cert-file": str(spec.tls.ca),
+                # Clients prove nothing by certificate; AUTH and ACLs say who they are.
+                "tls-auth-clients": "no",
+                "tls-replication": "yes",
+            }
+        )
     directives.update(spec.redis_config)
     return directives
 

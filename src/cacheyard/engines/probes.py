@@ -16,17 +16,24 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from cacheyard.engines.spec import TlsFiles
 
-async def redis_ping(address: str, port: int, seconds: float) -> bool:
-    """PING answered with PONG; a server still loading its data says LOADING."""
-    client = aioredis.Redis(
+
+def _client(address: str, port: int, seconds: float, tls: TlsFiles | None) -> aioredis.Redis:
+    return aioredis.Redis(
         host=address,
         port=port,
         socket_timeout=seconds,
         socket_connect_timeout=seconds,
         retry=Retry(NoBackoff(), 0),  # a probe must not retry behind our back
         single_connection_client=True,
+        **({"ssl": True, **tls.client_options()} if tls is not None else {}),
     )
+
+
+async def redis_ping(address: str, port: int, seconds: float, tls: TlsFiles | None = None) -> bool:
+    """PING answered with PONG; a server still loading its data says LOADING."""
+    client = _client(address, port, seconds, tls)
     try:
         async with asyncio.timeout(seconds):
             return bool(await client.ping())
@@ -74,18 +81,13 @@ class KeptRedisProbes:
     def __init__(self) -> None:
         self._clients: dict[tuple[str, int], aioredis.Redis] = {}
 
-    async def ping(self, address: str, port: int, seconds: float) -> bool:
+    async def ping(
+        self, address: str, port: int, seconds: float, tls: TlsFiles | None = None
+    ) -> bool:
         key = (address, port)
         client = self._clients.get(key)
         if client is None:
-            client = aioredis.Redis(
-                host=address,
-                port=port,
-                socket_timeout=seconds,
-                socket_connect_timeout=seconds,
-                retry=Retry(NoBackoff(), 0),
-                single_connection_client=True,
-            )
+            client = _client(address, port, seconds, tls)
             self._clients[key] = client
         try:
             async with asyncio.timeout(seconds):

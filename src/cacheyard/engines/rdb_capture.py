@@ -18,19 +18,26 @@ from redis.exceptions import RedisError, ResponseError
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.launch import ENGINE_LOG, RDB_FILE
 from cacheyard.engines.replication import control_connection, info_fields
+from cacheyard.engines.spec import TlsFiles
 
 POLL = 0.01
 _SAVE_RUNNING = "Background save already in progress"
 
 
-async def capture_rdb(address: str, port: int, node_dir: Path, timeout: float) -> Path:  # noqa: ASYNC109
+async def capture_rdb(
+    address: str,
+    port: int,
+    node_dir: Path,
+    timeout: float,  # noqa: ASYNC109
+    tls: TlsFiles | None = None,
+) -> Path:
     """Have the node save a new RDB holding every write made before the call; its path.
 
     Works on primaries and replicas, and while an AOF rewrite runs. Raises
     EngineError when the save fails, the node cannot be reached, or all of
     this takes longer than ``timeout`` seconds.
     """
-    connection = control_connection(address, port, timeout)
+    connection = control_connection(address, port, timeout, tls)
     try:
         async with asyncio.timeout(timeout):
             saves_before = await _request_save(connection)

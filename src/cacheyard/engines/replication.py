@@ -20,12 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from cacheyard.engines.errors import EngineError
+from cacheyard.engines.spec import TlsFiles
 
 _UNREACHABLE = (RedisError, OSError, TimeoutError)
 # Subscribed clients are TYPE pubsub, not normal: both are dropped with an
@@ -60,20 +61,28 @@ class ReplicationInfo:
 async def replication_info(
     address: str,
     port: int,
-    timeout: float = 0.5,  # noqa: ASYNC109
+    timeout: float = 0.5,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> ReplicationInfo | None:
     """The node's role, offset and links; None when it does not answer in time."""
-    replies = await _query(address, port, timeout, ("INFO", "replication"))
+    replies = await _query(address, port, timeout, ("INFO", "replication"), tls=tls)
     return None if replies is None else _parse_replication(replies[0])
 
 
-async def make_primary(address: str, port: int, timeout: float = 1.0) -> None:  # noqa: ASYNC109
+async def make_primary(
+    address: str,
+    port: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> None:
     """REPLICAOF NO ONE: a no-op on a primary.
 
     The node keeps its old replication id as its second one, so replicas that
     followed the same primary (and are not ahead of this node) resync partially.
     """
-    await _command(address, port, timeout, ("REPLICAOF", "NO", "ONE"))
+    await _command(address, port, timeout, ("REPLICAOF", "NO", "ONE"), tls=tls)
 
 
 async def make_replica(
@@ -81,7 +90,9 @@ async def make_replica(
     port: int,
     primary: str,
     primary_port: int,
-    timeout: float = 1.0,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> None:
     """REPLICAOF primary primary_port.
 
@@ -89,16 +100,18 @@ async def make_replica(
     follows that primary already, leaving the link (and any sync under way)
     alone, so repeating this never causes a resync.
     """
-    await _command(address, port, timeout, ("REPLICAOF", primary, str(primary_port)))
+    await _command(address, port, timeout, ("REPLICAOF", primary, str(primary_port)), tls=tls)
 
 
 async def bound_addresses(
     address: str,
     port: int,
-    timeout: float = 0.5,  # noqa: ASYNC109
+    timeout: float = 0.5,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> list[str] | None:
     """The addresses the node listens on (CONFIG GET bind); None when unreadable."""
-    replies = await _query(address, port, timeout, ("CONFIG", "GET", "bind"))
+    replies = await _query(address, port, timeout, ("CONFIG", "GET", "bind"), tls=tls)
     if replies is None:
         return None
     _name, value = replies[0]
@@ -109,7 +122,9 @@ async def bind(
     address: str,
     port: int,
     addresses: Sequence[str],
-    timeout: float = 1.0,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> bool:
     """CONFIG SET bind: True once the node listens on exactly ``addresses``.
 
@@ -127,10 +142,12 @@ async def bind(
     if not addresses:
         raise ValueError("an empty bind would listen on every interface")
     try:
-        (persistence,) = await _exchange(address, port, timeout, ("INFO", "persistence"))
+        (persistence,) = await _exchange(address, port, timeout, ("INFO", "persistence"), tls=tls)
         if _forking(persistence):
             return False
-        await _exchange(address, port, timeout, ("CONFIG", "SET", "bind", " ".join(addresses)))
+        await _exchange(
+            address, port, timeout, ("CONFIG", "SET", "bind", " ".join(addresses)), tls=tls
+        )
     except ResponseError:
         return False
     except _UNREACHABLE as exc:
@@ -142,7 +159,9 @@ async def drop_clients(
     address: str,
     port: int,
     local_address: str,
-    timeout: float = 1.0,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> int:
     """Disconnect the clients that came in through ``local_address``; how many.
 
@@ -151,7 +170,7 @@ async def drop_clients(
     """
     laddr = f"{local_address}:{port}"
     commands = [("CLIENT", "KILL", "LADDR", laddr, "TYPE", kind) for kind in _CLIENT_TYPES_DROPPED]
-    replies = await _command(address, port, timeout, *commands)
+    replies = await _command(address, port, timeout, *commands, tls=tls)
     return sum(int(reply) for reply in replies)
 
 
@@ -159,19 +178,23 @@ async def set_config(
     address: str,
     port: int,
     values: Mapping[str, str],
-    timeout: float = 1.0,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> None:
     """CONFIG SET of every pair at once: redis applies all of them or none."""
     if values:
         pairs = [word for item in values.items() for word in item]
-        await _command(address, port, timeout, ("CONFIG", "SET", *pairs))
+        await _command(address, port, timeout, ("CONFIG", "SET", *pairs), tls=tls)
 
 
 async def pause_writes(
     address: str,
     port: int,
     milliseconds: int,
-    timeout: float = 1.0,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109,
+    *,
+    tls: TlsFiles | None = None,
 ) -> None:
     """CLIENT PAUSE ms WRITE: writes wait (not refused) while reads answer.
 
@@ -179,12 +202,18 @@ async def pause_writes(
     node became a replica meanwhile: a planned switchover loses no write. A
     client that gives up and disconnects during the pause loses its write.
     """
-    await _command(address, port, timeout, ("CLIENT", "PAUSE", str(milliseconds), "WRITE"))
+    await _command(address, port, timeout, ("CLIENT", "PAUSE", str(milliseconds), "WRITE"), tls=tls)
 
 
-async def unpause(address: str, port: int, timeout: float = 1.0) -> None:  # noqa: ASYNC109
+async def unpause(
+    address: str,
+    port: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> None:
     """CLIENT UNPAUSE: the queued writes run now."""
-    await _command(address, port, timeout, ("CLIENT", "UNPAUSE"))
+    await _command(address, port, timeout, ("CLIENT", "UNPAUSE"), tls=tls)
 
 
 async def _query(
@@ -192,9 +221,10 @@ async def _query(
     port: int,
     timeout: float,  # noqa: ASYNC109
     *commands: tuple[str, ...],
+    tls: TlsFiles | None,
 ) -> list[Any] | None:
     try:
-        return await _exchange(address, port, timeout, *commands)
+        return await _exchange(address, port, timeout, *commands, tls=tls)
     except _UNREACHABLE:
         return None
 
@@ -204,9 +234,10 @@ async def _command(
     port: int,
     timeout: float,  # noqa: ASYNC109
     *commands: tuple[str, ...],
+    tls: TlsFiles | None,
 ) -> list[Any]:
     try:
-        return await _exchange(address, port, timeout, *commands)
+        return await _exchange(address, port, timeout, *commands, tls=tls)
     except _UNREACHABLE as exc:
         raise _failed(" ".join(commands[0][:2]), address, port, exc) from exc
 
@@ -216,12 +247,13 @@ async def _exchange(
     port: int,
     timeout: float,  # noqa: ASYNC109
     *commands: tuple[str, ...],
+    tls: TlsFiles | None,
 ) -> list[Any]:
     """Run the commands in order on a fresh connection; their raw replies.
 
     An error reply raises ResponseError and stops there.
     """
-    connection = control_connection(address, port, timeout)
+    connection = control_connection(address, port, timeout, tls)
     try:
         async with asyncio.timeout(timeout):
             replies: list[Any] = []
@@ -247,18 +279,27 @@ def _forking(persistence: str) -> bool:
     )
 
 
-def control_connection(address: str, port: int, timeout: float) -> Connection:
+def control_connection(
+    address: str,
+    port: int,
+    timeout: float,
+    tls: TlsFiles | None = None,
+) -> Connection:
     """One unpooled connection with no retries: a control command either works now
-    or is reported, and the caller decides what is next."""
-    return Connection(
-        host=address,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        protocol=2,  # the reply shapes parsed here and in rdb_capture
-        decode_responses=True,
-    )
+    or is reported, and the caller decides what is next. A TLS node is reached over
+    TLS too, its certificate verified against Cacheyard's CA by address."""
+    options: dict[str, Any] = {
+        "host": address,
+        "port": port,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "protocol": 2,  # the reply shapes parsed here and in rdb_capture
+        "decode_responses": True,
+    }
+    if tls is None:
+        return Connection(**options)
+    return SSLConnection(**options, **tls.client_options())
 
 
 def _failed(what: str, address: str, port: int, exc: BaseException) -> EngineError:

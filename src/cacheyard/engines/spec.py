@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cacheyard.domain.parameters import MEMCACHED_PARAMETERS, RESERVED_REDIS_DIRECTIVES
 
@@ -21,6 +21,24 @@ Engine = Literal["redis", "memcached"]
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
 # One argv word that cannot smuggle in another option (nor an -o suboption).
 _OPTION_VALUE = re.compile(r"[A-Za-z0-9.]+")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A TLS node's certificate and key, and the CA its peers are verified with."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client_options(self) -> dict[str, Any]:
+        """redis-py options for a client of such a node: the CA, and the node's
+        address checked against its certificate."""
+        return {
+            "ssl_ca_certs": str(self.ca),
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+        }
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,8 @@ class NodeSpec:
     max_memory_mb: int
     threads: int = 4
     redis_config: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # TLS only on the node's port (ElastiCache's TransitEncryptionMode required).
+    tls: TlsFiles | None = None
     # ElastiCache parameter name -> value (domain/parameters.py MEMCACHED_PARAMETERS).
     memcached_options: Mapping[str, str] = field(default_factory=dict, hash=False)
 
@@ -52,6 +72,8 @@ class NodeSpec:
                 raise ValueError(f"invalid redis directive {name!r}")
             if name in RESERVED_REDIS_DIRECTIVES:
                 raise ValueError(f"redis directive {name!r} is managed by the engine host")
+        if self.tls is not None and self.engine != "redis":
+            raise ValueError("TLS is offered for redis nodes only")
         if self.memcached_options and self.engine != "memcached":
             raise ValueError("memcached_options are for memcached nodes")
         for name, value in self.memcached_options.items():

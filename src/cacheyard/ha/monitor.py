@@ -68,7 +68,7 @@ class HealthMonitor:
 
     async def _probe(self, node: NodeSpec) -> bool:
         if node.engine == "redis":
-            return await self._redis.ping(node.address, node.port, self._probe_timeout)
+            return await self._redis.ping(node.address, node.port, self._probe_timeout, node.tls)
         return await self._host.probe(node, timeout=self._probe_timeout)
 
     async def check_once(self) -> None:

@@ -21,6 +21,7 @@ from cacheyard.api.handlers.resources import (
     placement_for,
     refuse_not_yet,
     tags_param,
+    transit_encryption,
 )
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
@@ -148,7 +149,12 @@ async def create(ctx: Context, params: Params) -> Params:
         )
         placement = await placement_for(ctx, tx, request.subnet_group)
         spec = _metadata(plan_create(request, placement, now), params)
-        spec = replace(spec, parameter_group=group_name, restore=restore)
+        spec = replace(
+            spec,
+            parameter_group=group_name,
+            restore=restore,
+            transit_encryption=transit_encryption(params, engine.engine),
+        )
         record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, spec, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)

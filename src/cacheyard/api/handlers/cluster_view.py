@@ -48,7 +48,7 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
             {"SecurityGroupId": sg, "Status": "active"} for sg in spec.security_group_ids
         ],
         "AuthTokenEnabled": False,
-        "TransitEncryptionEnabled": False,
+        "TransitEncryptionEnabled": spec.transit_encryption,
         "AtRestEncryptionEnabled": False,
         "ARN": record.arn,
         "ReplicationGroupLogDeliveryEnabled": False,
@@ -56,6 +56,8 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
         "NetworkType": spec.network_type,
         "IpDiscovery": "ipv4",
     }
+    if spec.transit_encryption:
+        view["TransitEncryptionMode"] = "required"
     if spec.notification_topic_arn:
         view["NotificationConfiguration"] = {
             "TopicArn": spec.notification_topic_arn,

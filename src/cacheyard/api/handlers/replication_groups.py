@@ -20,6 +20,7 @@ from cacheyard.api.handlers.resources import (
     placement_for,
     refuse_not_yet,
     tags_param,
+    transit_encryption,
 )
 from cacheyard.controller import keys
 from cacheyard.domain import faults, identifiers, statuses, windows
@@ -48,7 +49,6 @@ _NOT_YET = {
     **NOT_YET,
     "GlobalReplicationGroupId": "Global datastores",
     "ServerlessCacheSnapshotName": "Restoring from a snapshot",
-    "TransitEncryptionMode": "Encryption in transit",
     "AtRestEncryptionEnabled": "Encryption at rest",
     "KmsKeyId": "Encryption at rest",
     "UserGroupIds": "RBAC user groups",
@@ -185,6 +185,7 @@ async def _new_group(
         port=params.get("Port"),
         subnet_group=subnet_group,
         parameter_group=params.get("CacheParameterGroupName"),
+        transit_encryption=transit_encryption(params, "redis"),
     )
     return plan_group(request, await placement_for(ctx, tx, subnet_group), now)
 
@@ -227,6 +228,7 @@ async def _grow_from_cluster(
         multi_az=False,
         preferred_primary=primary_id,
         created_at=now,
+        transit_encryption=primary.transit_encryption,
     )
     zones = params.get("PreferredCacheClusterAZs") or []
     group, replicas = plan_add_replicas(
@@ -291,6 +293,13 @@ async def modify(ctx: Context, params: Params) -> Params:
         if params.get("CacheNodeType") not in (None, group.node_type):
             raise faults.InvalidParameterCombinationException(
                 "Changing the node type of a group is not supported by this Cacheyard version."
+            )
+        if params.get("TransitEncryptionEnabled") not in (None, group.transit_encryption) or (
+            params.get("TransitEncryptionMode") is not None
+        ):
+            raise faults.InvalidParameterValueException(
+                "Changing encryption in transit of a running group goes through "
+                "TransitEncryptionMode preferred, which this Cacheyard version does not support."
             )
         if params.get("EngineVersion") is not None and (
             ctx.catalog.resolve("redis", params["EngineVersion"]).version != group.engine_version

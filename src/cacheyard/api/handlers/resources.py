@@ -68,10 +68,30 @@ def new_record(
 # Parameters whose features arrive with later work: refused clearly, never ignored.
 NOT_YET = {
     "AuthToken": "AUTH tokens",
-    "TransitEncryptionEnabled": "Encryption in transit",
     "LogDeliveryConfigurations": "Log delivery",
     "AuthTokenUpdateStrategy": "AUTH tokens",
 }
+
+
+def transit_encryption(params: Mapping[str, Any], engine: str) -> bool:
+    """TransitEncryptionEnabled (and TransitEncryptionMode) of a new cache: TLS only
+    on the node's port, as ElastiCache's mode ``required``."""
+    enabled = bool(params.get("TransitEncryptionEnabled"))
+    mode = params.get("TransitEncryptionMode")
+    if mode is not None and not enabled:
+        raise faults.InvalidParameterCombinationException(
+            "TransitEncryptionMode needs TransitEncryptionEnabled."
+        )
+    if mode == "preferred":
+        raise faults.InvalidParameterValueException(
+            "TransitEncryptionMode preferred (TLS and plain connections on one port) is not "
+            "supported by this Cacheyard version; use required."
+        )
+    if enabled and engine != "redis":
+        raise faults.InvalidParameterCombinationException(
+            "Encryption in transit for Memcached is not supported by this Cacheyard version."
+        )
+    return enabled
 
 
 def refuse_not_yet(params: Mapping[str, Any], features: Mapping[str, str]) -> None:
