@@ -11,23 +11,64 @@ token provider as the cache requires.
 
 The description helpers accept what boto3 returns, either the whole
 ``Describe*`` response or one element of it, so ``CacheEndpoints`` can come
-straight from the control plane without copying addresses by hand.
+straight from the control plane without copying addresses by hand; a cache
+described with ``TransitEncryptionEnabled`` turns TLS on by itself.
+
+TLS always verifies the server: the certificate must chain to the CA given
+(Cacheyard's, printed by ``cacheyard ca``) and name the address connected to
+(Cacheyard's node certificates carry IP subject alternative names, so an
+endpoint address is checked like a host name).
+
+Authentication, one of:
+
+- an AUTH token: ``password`` alone (the ``default`` user);
+- an RBAC user: ``username`` and ``password``;
+- rotating credentials: ``credential_provider``, e.g.
+  ``iam_token.IamCredentialProvider`` for IAM authentication (the user id and
+  a token it renews before the 15-minute expiry).
+
+redis-py asks for credentials only when it opens a connection; an open
+connection stays authenticated. ElastiCache closes IAM-authenticated
+connections after 12 hours, so with a credential provider every pooled
+connection is reopened (and so authenticated again with a fresh token) once it
+is ``max_connection_age`` old, 11 hours by default, when it is next taken from
+the pool. A connection held outside the pool for longer (a long-lived pub/sub
+subscription, a blocking read) is not reopened; the server drops it and the
+retry policy reconnects.
+
+Failures that no retry can heal are raised at once instead of being retried
+like a failover: a refused AUTH (``redis.AuthenticationError``) and a server
+certificate that does not verify.
+
+Passwords and tokens never appear in the ``repr`` of these objects nor of the
+redis-py clients and pools they hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+import ssl as _ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 from redis.credentials import CredentialProvider
+from redis.exceptions import AuthenticationError
 
-from cacheyard.client.retry import RetryPolicy
+from cacheyard.client.retry import AsyncPolicyRetry, PolicyRetry, RetryPolicy
 
 DEFAULT_PORT = 6379
+#: How long a connection authenticated by a credential provider is reused by
+#: default: under ElastiCache's 12-hour limit for IAM-authenticated connections.
+ROTATING_CREDENTIALS_MAX_AGE = 11 * 3600.0
+
+T = TypeVar("T")
 
 
 def _split(address: str, default_port: int) -> tuple[str, int]:
@@ -50,23 +91,33 @@ def _only(desc: Mapping[str, Any], plural: str) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class CacheEndpoints:
-    """Where writes and reads go; the reader falls back to the primary."""
+    """Where writes and reads go; the reader falls back to the primary.
+
+    ``tls`` says the cache requires TLS (``TransitEncryptionEnabled``);
+    ``connect`` then uses TLS unless told otherwise.
+    """
 
     primary_host: str
     primary_port: int = DEFAULT_PORT
     reader_host: str | None = None
     reader_port: int = DEFAULT_PORT
+    tls: bool = False
 
     @classmethod
     def from_addresses(
-        cls, primary: str, reader: str | None = None, port: int = DEFAULT_PORT
+        cls,
+        primary: str,
+        reader: str | None = None,
+        port: int = DEFAULT_PORT,
+        *,
+        tls: bool = False,
     ) -> CacheEndpoints:
         """From ``host`` or ``host:port`` strings."""
         primary_host, primary_port = _split(primary, port)
         if reader is None:
-            return cls(primary_host, primary_port)
+            return cls(primary_host, primary_port, tls=tls)
         reader_host, reader_port = _split(reader, port)
-        return cls(primary_host, primary_port, reader_host, reader_port)
+        return cls(primary_host, primary_port, reader_host, reader_port, tls=tls)
 
     @classmethod
     def from_replication_group(cls, desc: Mapping[str, Any]) -> CacheEndpoints:
@@ -85,6 +136,7 @@ class CacheEndpoints:
             int(primary.get("Port", DEFAULT_PORT)),
             reader["Address"] if reader else None,
             int(reader.get("Port", DEFAULT_PORT)) if reader else DEFAULT_PORT,
+            tls=bool(group.get("TransitEncryptionEnabled")),
         )
 
     @classmethod
@@ -100,7 +152,11 @@ class CacheEndpoints:
                 "(describe it with ShowCacheNodeInfo=True once it is available)"
             )
         endpoint = nodes[0]["Endpoint"]
-        return cls(endpoint["Address"], int(endpoint.get("Port", DEFAULT_PORT)))
+        return cls(
+            endpoint["Address"],
+            int(endpoint.get("Port", DEFAULT_PORT)),
+            tls=bool(cluster.get("TransitEncryptionEnabled")),
+        )
 
     @property
     def reader(self) -> tuple[str, int]:
@@ -109,35 +165,261 @@ class CacheEndpoints:
         return self.reader_host, self.reader_port
 
 
+# ---- failures no retry heals ---------------------------------------------------------------
+
+
+def _certificate_rejected(error: BaseException) -> bool:
+    """redis-py reports a failed verification as a ConnectionError raised while
+    handling the ``ssl.SSLCertVerificationError``; look down the chain for it."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, _ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retryable(error: Exception) -> bool:
+    return not isinstance(error, AuthenticationError) and not _certificate_rejected(error)
+
+
+def _both(
+    is_retryable: Callable[[Exception], bool] | None,
+) -> Callable[[Exception], bool]:
+    if is_retryable is None:
+        return _retryable
+    check = is_retryable
+    return lambda error: _retryable(error) and check(error)
+
+
+class _Retry(PolicyRetry):
+    """``PolicyRetry`` that gives up at once on a refused AUTH or certificate."""
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        return super().call_with_retry(do, fail, _both(is_retryable), with_failure_count)
+
+
+class _AsyncRetry(AsyncPolicyRetry):
+    """The asyncio twin of ``_Retry``."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        return await super().call_with_retry(do, fail, _both(is_retryable), with_failure_count)
+
+
+# ---- connections reopened when old ---------------------------------------------------------
+
+
+class _Age:
+    """When a connection was opened (authenticated), and whether it is past its limit."""
+
+    __slots__ = ("limit", "opened_at")
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.opened_at: float | None = None
+
+    def opened(self) -> None:
+        self.opened_at = time.monotonic()
+
+    def closed(self) -> None:
+        self.opened_at = None
+
+    def expired(self) -> bool:
+        if self.limit is None or self.opened_at is None:
+            return False
+        return time.monotonic() - self.opened_at >= self.limit
+
+
+# redis-py calls ``connect()`` on every connection it takes from the pool (a
+# no-op when connected) and ``on_connect_check_health()`` once a new socket is
+# up, to authenticate: the first is where an old connection is dropped, so the
+# usual connect (with the credential provider's current token) follows.
+
+
+class _Connection(redis.connection.Connection):
+    # redis-py leaves these methods untyped, hence the ignores.
+    def __init__(self, *, max_connection_age: float | None = None, **kwargs: Any) -> None:
+        self.age = _Age(max_connection_age)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+
+    def connect(self) -> None:
+        if self.age.expired():
+            self.disconnect()
+        super().connect()  # type: ignore[no-untyped-call]
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        super().on_connect_check_health(check_health)
+        self.age.opened()
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        self.age.closed()
+        super().disconnect(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _SSLConnection(_Connection, redis.connection.SSLConnection):
+    pass
+
+
+class _AsyncConnection(redis.asyncio.connection.Connection):
+    def __init__(self, *, max_connection_age: float | None = None, **kwargs: Any) -> None:
+        self.age = _Age(max_connection_age)
+        super().__init__(**kwargs)
+
+    async def connect(self) -> None:
+        if self.age.expired():
+            await self.disconnect()
+        await super().connect()  # type: ignore[no-untyped-call]
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await super().on_connect_check_health(check_health)
+        self.age.opened()
+
+    async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        self.age.closed()
+        await super().disconnect(*args, **kwargs)
+
+
+class _AsyncSSLConnection(_AsyncConnection, redis.asyncio.connection.SSLConnection):
+    pass
+
+
+# ---- options -------------------------------------------------------------------------------
+
+SslOption = bool | str | os.PathLike[str] | None
+
+
 @dataclass(frozen=True)
 class _Options:
-    username: str | None
-    password: str | None
-    ssl: bool
+    """What every connection of one ``connect`` call is opened with."""
+
+    tls: bool
     ssl_ca_certs: str | None
-    credential_provider: CredentialProvider | None
+    username: str | None
+    password: str | None = field(repr=False)
+    credential_provider: CredentialProvider | None = field(repr=False)
+    max_connection_age: float | None
     socket_timeout: float
     socket_connect_timeout: float
 
-    def kwargs(self) -> dict[str, Any]:
+    @classmethod
+    def resolve(
+        cls,
+        endpoints: CacheEndpoints,
+        *,
+        ssl: SslOption,
+        ssl_ca_certs: str | os.PathLike[str] | None,
+        username: str | None,
+        password: str | None,
+        credential_provider: CredentialProvider | None,
+        max_connection_age: float | Literal["auto"] | None,
+        socket_timeout: float,
+        socket_connect_timeout: float,
+    ) -> _Options:
+        if credential_provider is not None and (username is not None or password is not None):
+            raise ValueError(
+                "pass username/password or a credential_provider (which names the user), not both"
+            )
+        if isinstance(ssl, bool):
+            tls = ssl
+        elif ssl is None:
+            tls = endpoints.tls
+        else:  # a CA file
+            tls, ssl_ca_certs = True, ssl
+        if max_connection_age == "auto":
+            rotating = credential_provider is not None
+            max_connection_age = ROTATING_CREDENTIALS_MAX_AGE if rotating else None
+        if max_connection_age is not None and max_connection_age <= 0:
+            raise ValueError("max_connection_age must be positive (or None for no limit)")
+        return cls(
+            tls=tls,
+            ssl_ca_certs=os.fspath(ssl_ca_certs) if ssl_ca_certs is not None else None,
+            username=username,
+            password=password,
+            credential_provider=credential_provider,
+            max_connection_age=max_connection_age,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+        )
+
+    @property
+    def auth(self) -> str:
+        """How connections authenticate, for ``repr`` (never the secret itself)."""
+        if self.credential_provider is not None:
+            return type(self.credential_provider).__name__
+        if self.username is not None:
+            return f"user {self.username}"
+        return "token" if self.password is not None else "none"
+
+    def pool_kwargs(self, host: str, port: int) -> dict[str, Any]:
+        """Connection pool arguments, as ``redis.Redis`` would build them."""
         found: dict[str, Any] = {
+            "host": host,
+            "port": port,
             "username": self.username,
             "password": self.password,
             "credential_provider": self.credential_provider,
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_connect_timeout,
+            "socket_keepalive": True,
+            "max_connection_age": self.max_connection_age,
         }
-        if self.ssl:
-            found.update(ssl=True, ssl_ca_certs=self.ssl_ca_certs)
+        if self.tls:
+            found.update(
+                ssl_ca_certs=self.ssl_ca_certs,
+                ssl_cert_reqs="required",
+                ssl_check_hostname=True,
+            )
         return found
+
+    def client(self, host: str, port: int, policy: RetryPolicy) -> redis.Redis:
+        pool = redis.ConnectionPool(
+            connection_class=_SSLConnection if self.tls else _Connection,
+            retry=_Retry(policy),
+            **self.pool_kwargs(host, port),
+        )
+        return redis.Redis.from_pool(pool)
+
+    def async_client(self, host: str, port: int, policy: RetryPolicy) -> redis.asyncio.Redis:
+        pool = redis.asyncio.ConnectionPool(
+            connection_class=_AsyncSSLConnection if self.tls else _AsyncConnection,
+            retry=_AsyncRetry(policy),
+            **self.pool_kwargs(host, port),
+        )
+        return redis.asyncio.Redis.from_pool(pool)
+
+
+def _describe(kind: str, endpoints: CacheEndpoints, options: _Options) -> str:
+    reader = "" if endpoints.reader_host is None else " reader={}:{}".format(*endpoints.reader)
+    return (
+        f"<{kind} writer={endpoints.primary_host}:{endpoints.primary_port}{reader} "
+        f"tls={options.tls} auth={options.auth}>"
+    )
 
 
 class Connection:
     """``writer`` reaches the primary endpoint, ``reader`` the reader endpoint."""
 
-    def __init__(self, writer: redis.Redis, reader: redis.Redis) -> None:
+    def __init__(self, writer: redis.Redis, reader: redis.Redis, description: str = "") -> None:
         self.writer = writer
         self.reader = reader
+        self._description = description
+
+    def __repr__(self) -> str:
+        return self._description or super().__repr__()
 
     def set_acknowledged(self, key: str, value: str | bytes, replicas: int, timeout_ms: int) -> int:
         """SET then WAIT on one connection, never retried; the replicas that acknowledged."""
@@ -163,9 +445,15 @@ class Connection:
 class AsyncConnection:
     """The asyncio twin of ``Connection``."""
 
-    def __init__(self, writer: redis.asyncio.Redis, reader: redis.asyncio.Redis) -> None:
+    def __init__(
+        self, writer: redis.asyncio.Redis, reader: redis.asyncio.Redis, description: str = ""
+    ) -> None:
         self.writer = writer
         self.reader = reader
+        self._description = description
+
+    def __repr__(self) -> str:
+        return self._description or super().__repr__()
 
     async def set_acknowledged(
         self, key: str, value: str | bytes, replicas: int, timeout_ms: int
@@ -193,67 +481,84 @@ class AsyncConnection:
 def connect(
     endpoints: CacheEndpoints,
     *,
+    ssl: SslOption = None,
+    ssl_ca_certs: str | os.PathLike[str] | None = None,
     username: str | None = None,
     password: str | None = None,
-    ssl: bool = False,
-    ssl_ca_certs: str | None = None,
     credential_provider: CredentialProvider | None = None,
+    max_connection_age: float | Literal["auto"] | None = "auto",
     retry: RetryPolicy | None = None,
     socket_timeout: float = 5.0,
     socket_connect_timeout: float = 1.0,
 ) -> Connection:
     """Clients for writes and reads, retrying what a failover breaks (``RetryPolicy``).
 
-    ``password`` is the AUTH token (with ``username`` for an RBAC user);
-    ``credential_provider`` replaces both, e.g. ``iam_token.IamCredentialProvider``.
+    ``ssl``: ``None`` uses TLS when the endpoints say the cache requires it,
+    ``True``/``False`` force it on/off, a path turns it on with that CA file.
+    ``ssl_ca_certs`` is the CA file used whenever TLS is on (without one, the
+    system's trusted CAs). The server certificate is always verified, address
+    included.
+
+    ``password`` alone is the AUTH token; with ``username`` an RBAC user's
+    password. ``credential_provider`` replaces both, e.g.
+    ``iam_token.IamCredentialProvider``.
+
+    ``max_connection_age`` (seconds): a pooled connection this old is reopened,
+    and so authenticated again, when next taken from the pool. ``"auto"``:
+    ``ROTATING_CREDENTIALS_MAX_AGE`` with a credential provider, else no limit.
     """
-    policy = retry or RetryPolicy()
-    options = _Options(
-        username, password, ssl, ssl_ca_certs, credential_provider,
-        socket_timeout, socket_connect_timeout,
-    ).kwargs()  # fmt: skip
-    writer = redis.Redis(
-        host=endpoints.primary_host,
-        port=endpoints.primary_port,
-        retry=policy.sync_retry(),
-        **options,
+    options = _Options.resolve(
+        endpoints,
+        ssl=ssl,
+        ssl_ca_certs=ssl_ca_certs,
+        username=username,
+        password=password,
+        credential_provider=credential_provider,
+        max_connection_age=max_connection_age,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout,
     )
+    policy = retry or RetryPolicy()
+    description = _describe("Connection", endpoints, options)
+    writer = options.client(endpoints.primary_host, endpoints.primary_port, policy)
     if endpoints.reader_host is None:
-        return Connection(writer, writer)
-    host, port = endpoints.reader
-    reader = redis.Redis(host=host, port=port, retry=policy.sync_retry(), **options)
-    return Connection(writer, reader)
+        return Connection(writer, writer, description)
+    reader = options.client(*endpoints.reader, policy)
+    return Connection(writer, reader, description)
 
 
 def connect_async(
     endpoints: CacheEndpoints,
     *,
+    ssl: SslOption = None,
+    ssl_ca_certs: str | os.PathLike[str] | None = None,
     username: str | None = None,
     password: str | None = None,
-    ssl: bool = False,
-    ssl_ca_certs: str | None = None,
     credential_provider: CredentialProvider | None = None,
+    max_connection_age: float | Literal["auto"] | None = "auto",
     retry: RetryPolicy | None = None,
     socket_timeout: float = 5.0,
     socket_connect_timeout: float = 1.0,
 ) -> AsyncConnection:
     """The asyncio twin of ``connect`` (connections open lazily, on first use)."""
-    policy = retry or RetryPolicy()
-    options = _Options(
-        username, password, ssl, ssl_ca_certs, credential_provider,
-        socket_timeout, socket_connect_timeout,
-    ).kwargs()  # fmt: skip
-    writer = redis.asyncio.Redis(
-        host=endpoints.primary_host,
-        port=endpoints.primary_port,
-        retry=policy.async_retry(),
-        **options,
+    options = _Options.resolve(
+        endpoints,
+        ssl=ssl,
+        ssl_ca_certs=ssl_ca_certs,
+        username=username,
+        password=password,
+        credential_provider=credential_provider,
+        max_connection_age=max_connection_age,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout,
     )
+    policy = retry or RetryPolicy()
+    description = _describe("AsyncConnection", endpoints, options)
+    writer = options.async_client(endpoints.primary_host, endpoints.primary_port, policy)
     if endpoints.reader_host is None:
-        return AsyncConnection(writer, writer)
-    host, port = endpoints.reader
-    reader = redis.asyncio.Redis(host=host, port=port, retry=policy.async_retry(), **options)
-    return AsyncConnection(writer, reader)
+        return AsyncConnection(writer, writer, description)
+    reader = options.async_client(*endpoints.reader, policy)
+    return AsyncConnection(writer, reader, description)
 
 
 # ---- writes a replica acknowledged -------------------------------------------------------
