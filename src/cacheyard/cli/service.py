@@ -36,6 +36,7 @@ from cacheyard.domain.clock import SystemClock
 from cacheyard.domain.engines import EngineCatalog
 from cacheyard.domain.iam import ACTIVE, ADMIN_USER, ADMINISTRATOR_ACCESS, AccessKey, User
 from cacheyard.domain.network import Network
+from cacheyard.engines import control
 from cacheyard.engines.certificates import CertificateAuthority
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.parameter_probe import load_or_probe
@@ -45,6 +46,8 @@ from cacheyard.store import SqlStore, Store
 from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
+
+CONTROL_KEY = "control.key"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
     lock = _lock_data_dir(settings)
     store = await SqlStore.open_sqlite(settings.database)
     clock = SystemClock()
+    # Before any engine is started or probed: every control connection uses it.
+    control.configure(control.load_or_create(settings.data_dir / CONTROL_KEY))
     host = LocalEngineHost()
     layout = Layout(settings.data_dir)
     parameters = await load_or_probe(

@@ -22,14 +22,14 @@ from cacheyard.controller.keys import CACHE_CLUSTER, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
-from cacheyard.controller.tls import ensure_certificate, node_tls
+from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
-from cacheyard.engines import live_config, replication
+from cacheyard.engines import control, live_config, replication
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineError, EngineStartError
 from cacheyard.engines.host import EngineHost
@@ -111,6 +111,8 @@ class CacheClusterReconciler:
             redis_config=overrides if spec.engine == "redis" else {},
             memcached_options=overrides if spec.engine == "memcached" else {},
             tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
+            acl_users=default_user(spec.auth_tokens),
+            control_password=control.password() if spec.engine == "redis" else None,
         )
 
     async def reconcile(self, cluster_id: str) -> float | None:
@@ -178,6 +180,17 @@ class CacheClusterReconciler:
         for plan in spec.nodes:
             seen = work.node(plan.node_id)
             node_dir = self._layout.node(spec.cluster_id, plan.node_id)
+            if spec.engine == "redis" and seen.get("auth") != list(spec.auth_tokens):
+                node = self.node_spec(spec, plan)
+                try:
+                    await replication.set_default_user(
+                        node.address, node.port, spec.auth_tokens, tls=node.tls
+                    )
+                except EngineError as exc:
+                    log.warning("cluster %s: %s", spec.cluster_id, exc)
+                    work.ready = False
+                    continue
+                seen["auth"] = list(spec.auth_tokens)
             if spec.engine == "redis":
                 changes = work.parameters.live_changes(seen.get("live", {}))
                 if changes:
@@ -262,6 +275,7 @@ class CacheClusterReconciler:
                     work.messages.append(events.recovery_started([plan.node_id]))
                 node.node_dir.mkdir(parents=True, exist_ok=True)
                 seen["live"] = work.parameters.immediate()
+                seen["auth"] = list(spec.auth_tokens)  # in the configuration it starts with
                 if spec.restore is not None and not work.observed.get("restored"):
                     node = await self._seed(spec, node, seen, work)
                 else:

@@ -25,7 +25,7 @@ from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
-from cacheyard.controller.tls import ensure_certificate, node_tls
+from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
@@ -33,7 +33,7 @@ from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
-from cacheyard.engines import live_config, reader_spread, replication
+from cacheyard.engines import control, live_config, reader_spread, replication
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
@@ -141,6 +141,8 @@ class ReplicationGroupReconciler:
             max_memory_mb=node_type(spec.node_type).memory_mb,
             redis_config=config,
             tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
+            acl_users=default_user(group.auth_tokens),
+            control_password=control.password(),
         )
 
     async def reconcile(self, group_id: str) -> float | None:
@@ -377,6 +379,7 @@ class ReplicationGroupReconciler:
         )
         node.node_dir.mkdir(parents=True, exist_ok=True)
         seen["live"] = work.parameters.immediate()
+        seen["auth"] = list(group.auth_tokens)  # in the configuration it starts with
         restore = member.spec.restore
         if primary is None and restore is not None and not work.observed.get("restored"):
             if seen.get("restore_started"):
@@ -423,6 +426,12 @@ class ReplicationGroupReconciler:
             if not member.answering:
                 continue
             seen = work.seen(member.id)
+            if seen.get("auth") != list(group.auth_tokens):
+                # ACL users do not replicate: every member is told.
+                await replication.set_default_user(
+                    member.address, member.node.port, group.auth_tokens, tls=member.node.tls
+                )
+                seen["auth"] = list(group.auth_tokens)
             changes = work.parameters.live_changes(seen.get("live", {}))
             if changes:
                 await replication.set_config(

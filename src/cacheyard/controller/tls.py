@@ -1,4 +1,5 @@
-"""TLS files of nodes: where they live, and certificates issued before a start."""
+"""What secures a node: its TLS files (certificates issued before a start) and
+the `default` user its AUTH tokens make."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from cacheyard.controller.layout import Layout
 from cacheyard.engines.certificates import CA_CERT, CertificateAuthority
+from cacheyard.engines.replication import default_user_rules
 from cacheyard.engines.spec import NodeSpec, TlsFiles
 
 TLS_DIR = "tls"
@@ -27,3 +29,10 @@ async def ensure_certificate(
         return
     ca = CertificateAuthority(layout.ca)
     await asyncio.to_thread(ca.issue, node.tls.cert.parent, name, list(addresses))
+
+
+def default_user(token_hashes: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The `default` ACL user a node starts with when it has AUTH tokens."""
+    if not token_hashes:
+        return ()
+    return (("default", default_user_rules(token_hashes)),)

@@ -72,6 +72,9 @@ class CacheClusterSpec:
     final_snapshot: str | None = None
     # TLS only on the node's port (TransitEncryptionMode required).
     transit_encryption: bool = False
+    # SHA-256 of the AUTH tokens accepted (two while one is rotated).
+    auth_tokens: tuple[str, ...] = ()
+    auth_token_modified: datetime | None = None
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

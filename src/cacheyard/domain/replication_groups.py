@@ -57,6 +57,9 @@ class ReplicationGroupSpec:
     snapshot_window: str | None = None
     final_snapshot: str | None = None
     transit_encryption: bool = False
+    # SHA-256 of the AUTH tokens accepted (two while one is rotated).
+    auth_tokens: tuple[str, ...] = ()
+    auth_token_modified: datetime | None = None
     # The member snapshots are read from; by default a replica, so the primary never forks.
     snapshotting_cluster: str | None = None
     deleting: bool = False

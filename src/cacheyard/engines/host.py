@@ -279,9 +279,13 @@ def _real(path: Path) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """Mode 0600: a node's configuration may hold the control plane's password."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
     os.replace(tmp, path)
 
 

@@ -6,6 +6,7 @@ without starting anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import cacheyard
 from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
+from cacheyard.engines.control import CONTROL_USER
 from cacheyard.engines.spec import NodeSpec
 
 REDIS_CONF = "redis.conf"
@@ -50,6 +52,10 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
         "repl-diskless-sync-delay": "0",
         "dbfilename": RDB_FILE,
     }
+    if spec.control_password is not None:
+        # Replicas authenticate to their primary as the control user.
+        directives["masteruser"] = CONTROL_USER
+        directives["masterauth"] = spec.control_password
     if spec.tls is not None:
         directives.update(
             {
@@ -69,8 +75,19 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
 
 def render_redis_conf(spec: NodeSpec) -> str:
     lines = [f"{name} {quote_redis(value)}" for name, value in redis_directives(spec).items()]
+    for user, rules in acl_users(spec):
+        lines.append(" ".join(["user", *(quote_redis(word) for word in (user, *rules))]))
     header = "# Written by cacheyard at every start; edits here do not survive.\n"
     return header + "\n".join(lines) + "\n"
+
+
+def acl_users(spec: NodeSpec) -> list[tuple[str, tuple[str, ...]]]:
+    """The ACL users a node starts with: the control plane's own, then the spec's."""
+    users = list(spec.acl_users)
+    if spec.control_password is not None:
+        digest = hashlib.sha256(spec.control_password.encode()).hexdigest()
+        users.insert(0, (CONTROL_USER, ("on", "resetpass", f"#{digest}", "~*", "&*", "+@all")))
+    return users
 
 
 def quote_redis(value: str) -> str:

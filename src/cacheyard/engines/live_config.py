@@ -33,7 +33,7 @@ def started_config(node_dir: Path) -> dict[str, str]:
         return {}
     directives = {}
     for line in text.split("\n"):  # not splitlines(): values may hold U+2028 and the like
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "user ")):  # ACL users are not parameters
             continue
         name, quoted = line.split(" ", 1)
         if len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':

@@ -25,6 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from cacheyard.engines import control
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.spec import TlsFiles
 
@@ -188,6 +189,27 @@ async def set_config(
         await _command(address, port, timeout, ("CONFIG", "SET", *pairs), tls=tls)
 
 
+def default_user_rules(token_hashes: Sequence[str]) -> tuple[str, ...]:
+    """ACL rules of the `default` user: any client without an AUTH token, else only
+    those that give one of the tokens (at most two while one is rotated)."""
+    passwords = tuple(f"#{h}" for h in token_hashes) or ("nopass",)
+    return ("on", "resetpass", *passwords, "~*", "&*", "+@all")
+
+
+async def set_default_user(
+    address: str,
+    port: int,
+    token_hashes: Sequence[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> None:
+    """ACL SETUSER default: the tokens take effect for new AUTHs at once; clients
+    already authenticated stay connected (nobody is dropped needlessly)."""
+    rules = default_user_rules(token_hashes)
+    await _command(address, port, timeout, ("ACL", "SETUSER", "default", *rules), tls=tls)
+
+
 async def pause_writes(
     address: str,
     port: int,
@@ -297,6 +319,7 @@ def control_connection(
         "protocol": 2,  # the reply shapes parsed here and in rdb_capture
         "decode_responses": True,
     }
+    options.update(control.credentials())
     if tls is None:
         return Connection(**options)
     return SSLConnection(**options, **tls.client_options())

@@ -54,6 +54,12 @@ class NodeSpec:
     redis_config: Mapping[str, str] = field(default_factory=dict, hash=False)
     # TLS only on the node's port (ElastiCache's TransitEncryptionMode required).
     tls: TlsFiles | None = None
+    # ACL users written into redis.conf: (name, rules) with rules such as "on",
+    # "#<sha256>", "~*" (words without spaces or quotes).
+    acl_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The control plane's password (engines/control.py); also used by replicas
+    # to authenticate to their primary.
+    control_password: str | None = field(default=None, repr=False)
     # ElastiCache parameter name -> value (domain/parameters.py MEMCACHED_PARAMETERS).
     memcached_options: Mapping[str, str] = field(default_factory=dict, hash=False)
 

@@ -7,6 +7,7 @@ transaction, enqueues the cluster for the reconciler and answers at once.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cacheyard.api.handlers import parameter_groups, snapshots
@@ -24,7 +25,7 @@ from cacheyard.api.handlers.resources import (
     transit_encryption,
 )
 from cacheyard.controller import keys
-from cacheyard.domain import faults, identifiers, statuses, windows
+from cacheyard.domain import auth_tokens, faults, identifiers, statuses, windows
 from cacheyard.domain import snapshots as snapshots_domain
 from cacheyard.domain.cache_clusters import (
     CacheClusterSpec,
@@ -149,11 +150,14 @@ async def create(ctx: Context, params: Params) -> Params:
         )
         placement = await placement_for(ctx, tx, request.subnet_group)
         spec = _metadata(plan_create(request, placement, now), params)
+        transit = transit_encryption(params, engine.engine)
         spec = replace(
             spec,
             parameter_group=group_name,
             restore=restore,
-            transit_encryption=transit_encryption(params, engine.engine),
+            transit_encryption=transit,
+            auth_tokens=auth_tokens.for_new_cache(params.get("AuthToken"), transit),
+            auth_token_modified=now if params.get("AuthToken") else None,
         )
         record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, spec, now)
         await tx.insert(record)
@@ -218,6 +222,7 @@ async def modify(ctx: Context, params: Params) -> Params:
         resized = await _resize(ctx, tx, spec, params)
         status = statuses.MODIFYING if resized.nodes != spec.nodes else record.status
         spec = _metadata(resized, params)
+        spec = _auth_token_change(spec, params, ctx.clock.now())
         if params.get("CacheParameterGroupName") is not None:
             if spec.replication_group_id is not None:
                 raise faults.InvalidParameterCombinationException(
@@ -254,6 +259,19 @@ def _check_unchangeable(ctx: Context, spec: CacheClusterSpec, params: Params) ->
         raise faults.InvalidParameterCombinationException(
             "Cache security groups cannot be used in a VPC; use SecurityGroupIds."
         )
+
+
+def _auth_token_change(spec: CacheClusterSpec, params: Params, now: datetime) -> CacheClusterSpec:
+    if params.get("AuthToken") is None and params.get("AuthTokenUpdateStrategy") is None:
+        return spec
+    if not spec.transit_encryption:
+        raise faults.InvalidParameterCombinationException(
+            "AuthToken can only be used with TransitEncryptionEnabled."
+        )
+    tokens = auth_tokens.updated(
+        spec.auth_tokens, params.get("AuthToken"), params.get("AuthTokenUpdateStrategy")
+    )
+    return replace(spec, auth_tokens=tokens, auth_token_modified=now)
 
 
 async def _resize(

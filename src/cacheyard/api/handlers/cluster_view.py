@@ -47,7 +47,7 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
         "SecurityGroups": [
             {"SecurityGroupId": sg, "Status": "active"} for sg in spec.security_group_ids
         ],
-        "AuthTokenEnabled": False,
+        "AuthTokenEnabled": bool(spec.auth_tokens),
         "TransitEncryptionEnabled": spec.transit_encryption,
         "AtRestEncryptionEnabled": False,
         "ARN": record.arn,
@@ -58,6 +58,8 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
     }
     if spec.transit_encryption:
         view["TransitEncryptionMode"] = "required"
+    if spec.auth_token_modified is not None:
+        view["AuthTokenLastModifiedDate"] = spec.auth_token_modified
     if spec.notification_topic_arn:
         view["NotificationConfiguration"] = {
             "TopicArn": spec.notification_topic_arn,

@@ -61,7 +61,12 @@ def group_view(record: Record, members: dict[str, Record]) -> dict[str, Any]:
         "SnapshottingClusterId": spec.snapshot_source(primary),
         "ClusterEnabled": False,
         "CacheNodeType": spec.node_type,
-        "AuthTokenEnabled": False,
+        "AuthTokenEnabled": bool(spec.auth_tokens),
+        **(
+            {"AuthTokenLastModifiedDate": spec.auth_token_modified}
+            if spec.auth_token_modified is not None
+            else {}
+        ),
         "TransitEncryptionEnabled": spec.transit_encryption,
         **({"TransitEncryptionMode": "required"} if spec.transit_encryption else {}),
         "AtRestEncryptionEnabled": False,

@@ -23,7 +23,7 @@ from cacheyard.api.handlers.resources import (
     transit_encryption,
 )
 from cacheyard.controller import keys
-from cacheyard.domain import faults, identifiers, statuses, windows
+from cacheyard.domain import auth_tokens, faults, identifiers, statuses, windows
 from cacheyard.domain import snapshots as snapshot_sources
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.codec import dump, load
@@ -140,6 +140,14 @@ async def create(ctx: Context, params: Params) -> Params:
             if restore is not None:
                 members[0] = replace(members[0], restore=restore)
         group = _group_metadata(group, params)
+        if params.get("AuthToken") is not None:
+            group = replace(
+                group,
+                auth_tokens=auth_tokens.for_new_cache(
+                    params["AuthToken"], group.transit_encryption
+                ),
+                auth_token_modified=now,
+            )
         record = new_record(ctx, keys.REPLICATION_GROUP, "replicationgroup", group_id, group, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
@@ -317,6 +325,20 @@ async def modify(ctx: Context, params: Params) -> Params:
         multi_az = bool(params.get("MultiAZEnabled", group.multi_az))
         check_failover_settings(len(group.member_ids), automatic, multi_az)
         group = replace(_group_metadata(group, params), automatic_failover=automatic)
+        if params.get("AuthToken") is not None or params.get("AuthTokenUpdateStrategy"):
+            if not group.transit_encryption:
+                raise faults.InvalidParameterCombinationException(
+                    "AuthToken can only be used with TransitEncryptionEnabled."
+                )
+            group = replace(
+                group,
+                auth_tokens=auth_tokens.updated(
+                    group.auth_tokens,
+                    params.get("AuthToken"),
+                    params.get("AuthTokenUpdateStrategy"),
+                ),
+                auth_token_modified=ctx.clock.now(),
+            )
         group = replace(group, multi_az=multi_az)
         status = record.status
         primary_id = params.get("PrimaryClusterId")
