@@ -14,6 +14,7 @@ from pymemcache.client.base import Client
 from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
 from cacheyard.engines.errors import EngineStartError
 from cacheyard.engines.host import LocalEngineHost
+from cacheyard.engines.probes import KeptMemcachedProbes
 from cacheyard.engines.spec import NodeSpec
 
 SpecFactory = Callable[..., NodeSpec]
@@ -160,3 +161,26 @@ def test_only_known_parameters_of_one_word_are_options(
 def test_memcached_options_are_for_memcached(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="for memcached nodes"):
         NodeSpec("redis", tmp_path, "127.0.0.1", 6379, 64, memcached_options={"chunk_size": "96"})
+
+
+async def test_kept_probes_reuse_one_connection_and_find_a_restarted_node(
+    host: LocalEngineHost, memcached_spec: Callable[..., NodeSpec]
+) -> None:
+    spec = memcached_spec()
+    host.start(spec)
+    await eventually(lambda: host.probe(spec))
+    probes = KeptMemcachedProbes()
+    client = Client((spec.address, spec.port), timeout=5)
+    try:
+        assert await probes.version(spec.address, spec.port, 1.0)
+        before = int(client.stats()[b"total_connections"])
+        for _ in range(20):
+            assert await probes.version(spec.address, spec.port, 1.0)
+        assert int(client.stats()[b"total_connections"]) == before  # no new connection
+        await host.stop(spec.node_dir, grace=0)
+        assert not await probes.version(spec.address, spec.port, 0.5)
+        host.start(spec)
+        await eventually(lambda: probes.version(spec.address, spec.port, 0.5))
+    finally:
+        client.close()
+        probes.forget_all_but(set())

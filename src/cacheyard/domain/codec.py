@@ -28,10 +28,23 @@ def dump(value: Any) -> Any:
 
 
 def load(cls: type[T], data: dict[str, Any]) -> T:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs = {name: _load_value(hints[name], data[name]) for name in known if name in data}
+    hints = _fields(cls)
+    kwargs = {name: _load_value(hint, data[name]) for name, hint in hints.items() if name in data}
     return cls(**kwargs)
+
+
+_FIELDS: dict[type, dict[str, Any]] = {}
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """A dataclass's fields and their types, resolved once per class (resolving the
+    string annotations is most of a load's cost)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        _FIELDS[cls] = found
+    return found
 
 
 def _load_value(hint: Any, value: Any) -> Any:

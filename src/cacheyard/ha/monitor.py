@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cacheyard.engines.host import EngineHost
-from cacheyard.engines.probes import KeptRedisProbes
+from cacheyard.engines.probes import KeptMemcachedProbes, KeptRedisProbes
 from cacheyard.engines.spec import NodeSpec
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class HealthMonitor:
         self._failures: dict[Path, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._redis = KeptRedisProbes()
+        self._memcached = KeptMemcachedProbes()
         self._watched: list[Watched] = []
         self._ticks = 0
 
@@ -57,6 +58,7 @@ class HealthMonitor:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._redis.forget_all_but(set())
+        self._memcached.forget_all_but(set())
 
     async def _run(self) -> None:
         while True:
@@ -69,13 +71,15 @@ class HealthMonitor:
     async def _probe(self, node: NodeSpec) -> bool:
         if node.engine == "redis":
             return await self._redis.ping(node.address, node.port, self._probe_timeout, node.tls)
-        return await self._host.probe(node, timeout=self._probe_timeout)
+        return await self._memcached.version(node.address, node.port, self._probe_timeout)
 
     async def check_once(self) -> None:
         # What to watch changes rarely: re-read it once a second, not every tick.
         if self._ticks % TARGETS_EVERY == 0:
             self._watched = await self._targets()
-            await self._redis.forget_all_but({(n.address, n.port) for _, n in self._watched})
+            watched_now = {(n.address, n.port) for _, n in self._watched}
+            await self._redis.forget_all_but(watched_now)
+            self._memcached.forget_all_but(watched_now)
         self._ticks += 1
         watched = self._watched
         running = self._host.find_all(self._root)
