@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from cacheyard.client.integrations import flask as flask_sessions
 from cacheyard.client.integrations.flask import RedisSessionInterface
 from cacheyard.client.integrations.starlette import SessionMiddleware, rotate_session
 from cacheyard.client.sessions import AsyncSessionStore, SessionStore
@@ -96,6 +97,12 @@ def flask_app(client: redis.Redis, prefix: str, ttl: int) -> flask.Flask:
     def add() -> str:
         flask.session.setdefault("cart", []).append(flask.request.args["item"])
         return "added"
+
+    @app.post("/elevate")
+    def elevate() -> str:
+        flask.session["admin"] = True
+        flask_sessions.rotate_session()
+        return "elevated"
 
     @app.get("/whoami")
     def whoami() -> dict[str, Any]:
@@ -217,3 +224,19 @@ def test_starlette_rotates_the_session_id_on_request(caches: Caches, client: red
         assert browser.get("/whoami").json() == {"user": "alice", "admin": True}
         browser.cookies.set("sid", planted)
         assert browser.get("/whoami").json() == {}
+
+
+def test_flask_rotates_the_session_id_on_request(client: redis.Redis) -> None:
+    """After rotate_session() the old id is worthless: no session fixation."""
+    prefix = f"web-test-{uuid.uuid4().hex}"
+    with flask_app(client, prefix, ttl=600).test_client() as web:
+        web.post("/login?user=alice")
+        planted = web.get_cookie("sid")
+        assert planted is not None
+        assert web.post("/elevate").text == "elevated"
+        fresh = web.get_cookie("sid")
+        assert fresh is not None and fresh.value != planted.value
+        assert web.get("/whoami").json == {"user": "alice", "admin": True}
+        assert len(session_keys(client, prefix)) == 1  # the planted id is gone
+        web.set_cookie("sid", planted.value)
+        assert web.get("/whoami").json == {}

@@ -12,7 +12,9 @@ JSON snapshot, so nested in-place changes count) is saved; an emptied one
 (``session.clear()``: logout) is deleted with its cookie; an unchanged one
 costs nothing, because loading it already renewed its TTL. A permanent
 session (``session.permanent = True``) gets a cookie with
-``PERMANENT_SESSION_LIFETIME``.
+``PERMANENT_SESSION_LIFETIME``. :func:`rotate_session` (call it at login)
+moves the session to a fresh id when the response is sent, so an id planted
+before authentication is worthless after it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import flask
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
@@ -42,10 +45,20 @@ class RedisSession(CallbackDict[str, Any], SessionMixin):
         self.session_id = session_id
         self.new = session_id is None
         self.modified = False
+        self.rotate_requested = False
         self.loaded = _snapshot(dict(self))
 
     def changed(self) -> bool:
         return self.modified or _snapshot(dict(self)) != self.loaded
+
+
+def rotate_session() -> None:
+    """Give the current session a fresh id when this response is sent (session
+    fixation: call it when a user logs in)."""
+    current = flask.session
+    if isinstance(current, RedisSession):
+        current.rotate_requested = True
+        current.modified = True
 
 
 class RedisSessionInterface(SessionInterface):
@@ -84,6 +97,9 @@ class RedisSessionInterface(SessionInterface):
                     samesite=samesite,
                 )
             return
+        if session.rotate_requested and session.session_id is not None:
+            self.store.delete(session.session_id)
+            session.session_id = None  # saved below under a fresh id
         if not session.changed():
             return
         if session.session_id is None:
