@@ -8,7 +8,6 @@ kept nowhere: not in answers, events, the service's log or its database.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,13 @@ import pytest
 import redis
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from group_helpers import create_group, error_of, node_group, wait_group_available
+from group_helpers import (
+    create_group,
+    error_of,
+    node_group,
+    primary_id,
+    wait_group_available,
+)
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from service_helpers import Service, wait_for
@@ -112,9 +117,9 @@ def test_rotate_then_set_then_delete(
         assert connect(address, ca, SECOND).ping()
     assert kept.ping()  # an authenticated client was not dropped
 
+    before = primary_id(wait_group_available(ec, "auth-rg"))
     ec.test_failover(ReplicationGroupId="auth-rg", NodeGroupId="0001")
-    time.sleep(0.5)
-    wait_group_available(ec, "auth-rg")
+    wait_for(lambda: primary_id(wait_group_available(ec, "auth-rg")) != before, timeout=30)
     assert refused_auth(endpoint, ca, FIRST)
     assert connect(endpoint, ca, SECOND).set("after", "failover")
 
