@@ -52,18 +52,19 @@ from bench_helpers import (
     REGION,
     BenchError,
     Service,
+    free_base,
     free_port,
     in_work_dir,
     median,
     missing_binaries,
     percentile,
     poll_until,
+    say,
     stop_processes,
 )
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-DEFAULT_BASE = 150
 NODE_TYPE = "cache.t3.micro"
 CLUSTER_PREFIX = "bench-api-"
 READER = "bench-reader"
@@ -372,7 +373,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[Results, Setup]:
         keys = admin_keys(service)
         admin_elasticache = client("elasticache", service.endpoint, keys)
         setup.clusters_seconds = create_clusters(admin_elasticache, args.clusters, args.poll)
-        _say(args, f"{args.clusters} clusters available in {setup.clusters_seconds:.1f} s")
+        say(args.verbose, f"{args.clusters} clusters available in {setup.clusters_seconds:.1f} s")
         reader_keys = create_reader(client("iam", service.endpoint, keys))
 
         responses = {op.key: capture(op.service, service.endpoint, keys, op) for op in OPERATIONS}
@@ -431,11 +432,6 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[Results, Setup]:
 
 
 # -- Report ----------------------------------------------------------------------------------
-
-
-def _say(args: argparse.Namespace, message: str) -> None:
-    if args.verbose:
-        print(f"  {message}", flush=True)
 
 
 def _ms(seconds: float) -> str:
@@ -542,29 +538,6 @@ def report(results: Results, setup: Setup, args: argparse.Namespace) -> None:
 
 
 # -- Command line ----------------------------------------------------------------------------
-
-
-def _busy_bases() -> set[int]:
-    """Second octets of the 127.x.0.0/16 ranges with a listening TCP socket."""
-    busy: set[int] = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] != "0A":  # LISTEN
-            continue
-        address = bytes.fromhex(fields[1].split(":")[0])[::-1]  # little-endian
-        if address[0] == 127:
-            busy.add(address[1])
-    return busy
-
-
-def free_base() -> int | None:
-    """The first loopback /16 from 150 upward (then 11-149) that nobody listens on."""
-    busy = _busy_bases()
-    candidates: list[int] = [*range(DEFAULT_BASE, 255), *range(11, DEFAULT_BASE)]
-    for base in candidates:
-        if base not in busy:
-            return base
-    return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

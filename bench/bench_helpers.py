@@ -420,3 +420,36 @@ def in_work_dir(name: str, keep: bool, body: Callable[[Path], R]) -> R | None:
             print(f"kept {work_dir}", file=sys.stderr)
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+BENCH_BASE = 150  # benches take loopback ranges from here up, tests 100-199 at random
+
+
+def busy_bases() -> set[int]:
+    """Second octets of the 127.x.0.0/16 ranges with a listening TCP socket."""
+    busy: set[int] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] != "0A":  # LISTEN
+            continue
+        address = bytes.fromhex(fields[1].split(":")[0])[::-1]  # little-endian
+        if address[0] == 127:
+            busy.add(address[1])
+    return busy
+
+
+def free_base() -> int | None:
+    """The first loopback /16 from 150 upward (then 11-149) that nobody listens on: not a
+    developer's Cacheyard (127.10), another bench or a test run."""
+    busy = busy_bases()
+    candidates: list[int] = [*range(BENCH_BASE, 255), *range(11, BENCH_BASE)]
+    for base in candidates:
+        if base not in busy:
+            return base
+    return None
+
+
+def say(verbose: bool, message: str) -> None:
+    """A progress line, printed only with --verbose."""
+    if verbose:
+        print(f"  {message}", flush=True)

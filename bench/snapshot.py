@@ -46,6 +46,7 @@ from bench_helpers import (
     BenchError,
     Service,
     engine_version,
+    free_base,
     in_work_dir,
     median,
     missing_binaries,
@@ -53,6 +54,7 @@ from bench_helpers import (
     poll_until,
     redis_answers,
     redis_client,
+    say,
     start_redis,
     stop_processes,
 )
@@ -69,7 +71,6 @@ SOURCE_ID = "bench-snap-source"
 # Bare servers live on 127.<base>.250.0/24, outside every subnet Cacheyard
 # allocates from (127.<base>.10-63.0/24): .1 holds the data, .2 restores it.
 BARE_THIRD_OCTET = 250
-DEFAULT_BASE = 150
 STEP_TIMEOUT = 300.0  # one snapshot, restore or deletion of ~1 GB
 FILL_TIMEOUT = 600.0
 FILL_BATCH = 10_000
@@ -97,30 +98,6 @@ class Dataset:
 
 
 # -- Addresses -------------------------------------------------------------------------------
-
-
-def _busy_bases() -> set[int]:
-    """Second octets of the 127.x.0.0/16 ranges with a listening TCP socket."""
-    busy: set[int] = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] != "0A":  # LISTEN
-            continue
-        address = bytes.fromhex(fields[1].split(":")[0])[::-1]  # little-endian
-        if address[0] == 127:
-            busy.add(address[1])
-    return busy
-
-
-def free_base() -> int | None:
-    """The first loopback /16 from 150 upward (then 11-149) that nobody listens on: not a
-    developer's Cacheyard (127.10), another bench or a test run."""
-    busy = _busy_bases()
-    candidates: list[int] = [*range(DEFAULT_BASE, 255), *range(11, DEFAULT_BASE)]
-    for base in candidates:
-        if base not in busy:
-            return base
-    return None
 
 
 # -- The dataset -----------------------------------------------------------------------------
@@ -440,7 +417,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[Samples, Dataset]:
         service.start()
         client = service.client()
         resp = work_dir / "dataset.resp"
-        _say(args, f"writing {args.keys} SETs of {args.value_size} bytes")
+        say(args.verbose, f"writing {args.keys} SETs of {args.value_size} bytes")
         write_dataset(resp, args.keys, args.value_size)
         bare.append(start_redis(bare_source, PORT, bare_dir, MEMORY_MB))
         poll_until(
@@ -450,7 +427,9 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[Samples, Dataset]:
         for label, address in (("Cacheyard", source), ("bare", bare_source)):
             started = time.perf_counter()
             fill(address, resp, args.keys)
-            _say(args, f"filled {label} ({address}) in {time.perf_counter() - started:.1f} s")
+            say(
+                args.verbose, f"filled {label} ({address}) in {time.perf_counter() - started:.1f} s"
+            )
         resp.unlink()
         dataset.used_memory = used_memory(source)
 
@@ -506,11 +485,6 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[Samples, Dataset]:
         finally:
             service.down()
     return samples, dataset
-
-
-def _say(args: argparse.Namespace, message: str) -> None:
-    if args.verbose:
-        print(f"  {message}", flush=True)
 
 
 def _bgsave(seconds: float | None) -> str:

@@ -54,6 +54,7 @@ from bench_helpers import (
     BenchError,
     Service,
     engine_version,
+    free_base,
     in_work_dir,
     median,
     missing_binaries,
@@ -76,7 +77,6 @@ PORT = 6379
 GOAL_RATIO = 0.95
 TESTS = ("SET", "GET")
 PIPELINES = (1, 16)
-DEFAULT_BASE = 150
 # Bare servers live on 127.<base>.250.0/24, outside every subnet Cacheyard
 # allocates from: .1 alone, .2 with the AUTH token, .11-.13 a primary and 2 replicas.
 BARE_THIRD_OCTET = 250
@@ -773,29 +773,6 @@ def report_auth(results: Results, args: argparse.Namespace) -> None:
 
 
 # -- Command line -------------------------------------------------------------------------
-
-
-def _busy_bases() -> set[int]:
-    """Second octets of the 127.x.0.0/16 ranges with a listening TCP socket."""
-    busy: set[int] = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] != "0A":  # LISTEN
-            continue
-        address = bytes.fromhex(fields[1].split(":")[0])[::-1]  # little-endian
-        if address[0] == 127:
-            busy.add(address[1])
-    return busy
-
-
-def free_base() -> int | None:
-    """The first loopback /16 from 150 upward (then 11-149) that nobody listens on."""
-    busy = _busy_bases()
-    candidates: list[int] = [*range(DEFAULT_BASE, 255), *range(11, DEFAULT_BASE)]
-    for base in candidates:
-        if base not in busy:
-            return base
-    return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
