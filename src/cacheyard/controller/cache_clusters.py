@@ -21,7 +21,7 @@ from typing import Any
 from cacheyard.controller.keys import CACHE_CLUSTER, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
-from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
+from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
 from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
@@ -35,7 +35,7 @@ from cacheyard.engines.errors import EngineError, EngineStartError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
-from cacheyard.store.snapshot_files import SnapshotCorrupt, SnapshotFiles
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
@@ -304,21 +304,11 @@ class CacheClusterReconciler:
     async def _seed(
         self, spec: CacheClusterSpec, node: NodeSpec, seen: dict[str, Any], work: _Pass
     ) -> NodeSpec:
-        """Place the snapshot's data for the node's first start. It starts with AOF
-        off so that it loads the RDB; AOF is then switched on live if wanted."""
         assert spec.restore is not None
-        if seen.get("restore_started"):
-            raise RestoreFailed("the engine stopped while it was loading the snapshot")
         if not seen.get("restore_announced"):
             work.messages.append(events.restore_started(spec.restore.label))
             seen["restore_announced"] = True
-        try:
-            await asyncio.to_thread(seed_node, self._snapshots, spec.restore, node.node_dir)
-        except (SnapshotCorrupt, OSError) as exc:
-            raise RestoreFailed(str(exc)) from None
-        seen["restore_started"] = True
-        seen["live"] = {**seen["live"], "appendonly": "no"}
-        return replace(node, redis_config={**node.redis_config, "appendonly": "no"})
+        return await seed_first_start(self._snapshots, spec.restore, node, seen)
 
     async def _handle_unanswered(
         self, plan: NodePlan, node: NodeSpec, seen: dict[str, Any], work: _Pass

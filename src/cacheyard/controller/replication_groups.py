@@ -24,7 +24,7 @@ from cacheyard.controller.cache_clusters import HUNG_AFTER
 from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
-from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_node
+from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
 from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
@@ -38,7 +38,7 @@ from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Record, Store
-from cacheyard.store.snapshot_files import SnapshotCorrupt, SnapshotFiles
+from cacheyard.store.snapshot_files import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
@@ -382,18 +382,10 @@ class ReplicationGroupReconciler:
         seen["auth"] = list(group.auth_tokens)  # in the configuration it starts with
         restore = member.spec.restore
         if primary is None and restore is not None and not work.observed.get("restored"):
-            if seen.get("restore_started"):
-                raise RestoreFailed("the engine stopped while it was loading the snapshot")
-            work.group_events.append(events.restore_started(restore.label))
-            try:
-                await asyncio.to_thread(seed_node, self._snapshots, restore, node.node_dir)
-            except (SnapshotCorrupt, OSError) as exc:
-                raise RestoreFailed(str(exc)) from None
-            seen["restore_started"] = True
+            if not seen.get("restore_started"):
+                work.group_events.append(events.restore_started(restore.label))
+            node = await seed_first_start(self._snapshots, restore, node, seen)
             seen["has_data"] = True
-            # AOF off for the load (AOF would be loaded instead); switched on live after.
-            seen["live"] = {**seen["live"], "appendonly": "no"}
-            node = replace(node, redis_config={**node.redis_config, "appendonly": "no"})
         else:
             discard_rdb(node.node_dir)
         # A member may bind either endpoint: its certificate names them too.

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cacheyard.domain.cache_clusters import RestoreSource
 from cacheyard.domain.replication_groups import NODE_GROUP_ID
 from cacheyard.engines.launch import RDB_FILE
-from cacheyard.store.snapshot_files import SnapshotFiles, check_foreign_rdb
+from cacheyard.engines.spec import NodeSpec
+from cacheyard.store.snapshot_files import SnapshotCorrupt, SnapshotFiles, check_foreign_rdb
 
 
 class RestoreFailed(Exception):
@@ -43,3 +47,24 @@ def discard_rdb(node_dir: Path) -> None:
     would resurrect values that were changed or deleted since.
     """
     (node_dir / RDB_FILE).unlink(missing_ok=True)
+
+
+async def seed_first_start(
+    files: SnapshotFiles, source: RestoreSource, node: NodeSpec, seen: dict[str, Any]
+) -> NodeSpec:
+    """Seed a restored node before its first start; the node to start.
+
+    It starts with AOF off, so that it loads the RDB (AOF would be loaded
+    instead), and ``seen["live"]`` says so: the reconciler then switches AOF on
+    live if the parameter group wants it. A second start of a node that was
+    seeded means the engine died while loading: RestoreFailed.
+    """
+    if seen.get("restore_started"):
+        raise RestoreFailed("the engine stopped while it was loading the snapshot")
+    try:
+        await asyncio.to_thread(seed_node, files, source, node.node_dir)
+    except (SnapshotCorrupt, OSError) as exc:
+        raise RestoreFailed(str(exc)) from None
+    seen["restore_started"] = True
+    seen["live"] = {**seen.get("live", {}), "appendonly": "no"}
+    return replace(node, redis_config={**node.redis_config, "appendonly": "no"})

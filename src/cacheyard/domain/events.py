@@ -8,7 +8,6 @@ from datetime import datetime
 
 CACHE_CLUSTER = "cache-cluster"
 CACHE_SUBNET_GROUP = "cache-subnet-group"
-CACHE_PARAMETER_GROUP = "cache-parameter-group"
 
 
 @dataclass(frozen=True)
@@ -106,14 +105,6 @@ def restore_finished(snapshot: str) -> str:
 
 def restore_failed(snapshot: str, reason: str) -> str:
     return f"Restore from snapshot {snapshot} failed: {reason}"
-
-
-def parameters_pending_reboot(names: Iterable[str]) -> str:
-    return f"Cache parameters {', '.join(sorted(names))} will take effect after a reboot"
-
-
-def parameters_applied(names: Iterable[str]) -> str:
-    return f"Cache parameters {', '.join(sorted(names))} applied"
 
 
 def delete_called_off(snapshot: str) -> str:

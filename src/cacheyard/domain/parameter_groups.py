@@ -8,7 +8,7 @@ engine by the catalog.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from cacheyard.domain import faults
@@ -92,8 +92,3 @@ def plan_reset(
     for name in names:
         family.get(name)
     return replace(spec, values={k: v for k, v in spec.values.items() if k not in names})
-
-
-def effective(spec_values: Mapping[str, str], family: ParameterFamily) -> dict[str, str]:
-    """Every parameter's value in a group: its change, else the family's default."""
-    return {**family.defaults(), **spec_values}

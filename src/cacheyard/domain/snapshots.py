@@ -21,7 +21,6 @@ from cacheyard.domain.windows import snapshot_window
 
 MANUAL = "manual"
 AUTOMATED = "automated"
-SOURCES = (MANUAL, AUTOMATED)
 AUTOMATIC_PREFIX = "automatic."
 MAX_RETENTION_DAYS = 35
 # Names become file names (`<name>-0001.rdb.sha256.tmp` is the longest, staging

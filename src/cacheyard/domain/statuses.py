@@ -21,7 +21,6 @@ SUBNET_ACTIVE: Final = "Active"
 
 SNAPSHOT_CREATING: Final = "creating"
 SNAPSHOT_AVAILABLE: Final = "available"
-SNAPSHOT_COPYING: Final = "copying"
 SNAPSHOT_DELETING: Final = "deleting"
 SNAPSHOT_FAILED: Final = "failed"
 
