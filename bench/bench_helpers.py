@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import boto3
 import redis
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheError
 from redis.backoff import NoBackoff
@@ -453,3 +454,20 @@ def say(verbose: bool, message: str) -> None:
     """A progress line, printed only with --verbose."""
     if verbose:
         print(f"  {message}", flush=True)
+
+
+def delete_group(client: Any, group_id: str, timeout: float = 60.0) -> None:
+    """Delete a replication group and wait until it is gone, so it idles through no
+    later scenario."""
+    client.delete_replication_group(ReplicationGroupId=group_id)
+
+    def gone() -> bool:
+        try:
+            client.describe_replication_groups(ReplicationGroupId=group_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ReplicationGroupNotFoundFault":
+                return True
+            raise
+        return False
+
+    poll_until(gone, timeout, 0.05, f"deleting {group_id}")

@@ -36,6 +36,7 @@ from typing import Any
 from bench_helpers import (
     BenchError,
     Service,
+    delete_group,
     engine_version,
     in_work_dir,
     median,
@@ -47,7 +48,6 @@ from bench_helpers import (
     start_redis,
     stop_processes,
 )
-from botocore.exceptions import ClientError
 
 NODE_TYPE = "cache.t3.micro"
 MEMORY_MB = 512
@@ -135,22 +135,6 @@ def create_group(client: Any, group_id: str, nodes: int) -> str:
 
     poll_until(ready, READY_TIMEOUT, 0.05, f"creating {group_id}")
     return endpoint[-1]
-
-
-def delete_group(client: Any, group_id: str) -> None:
-    """Delete the group and wait until it is gone, so it idles through no later scenario."""
-    client.delete_replication_group(ReplicationGroupId=group_id)
-
-    def gone() -> bool:
-        try:
-            client.describe_replication_groups(ReplicationGroupId=group_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ReplicationGroupNotFoundFault":
-                return True
-            raise
-        return False
-
-    poll_until(gone, READY_TIMEOUT, 0.05, f"deleting {group_id}")
 
 
 def start_bare(

@@ -53,6 +53,7 @@ import redis
 from bench_helpers import (
     BenchError,
     Service,
+    delete_group,
     engine_version,
     free_base,
     in_work_dir,
@@ -380,21 +381,6 @@ def create_group(client: Any, ca: str, group_id: str, nodes: int) -> str:
 
     poll_until(ready, READY_TIMEOUT, 0.05, f"creating {group_id}")
     return endpoint[-1]
-
-
-def delete_group(client: Any, group_id: str) -> None:
-    client.delete_replication_group(ReplicationGroupId=group_id)
-
-    def gone() -> bool:
-        try:
-            client.describe_replication_groups(ReplicationGroupId=group_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ReplicationGroupNotFoundFault":
-                return True
-            raise
-        return False
-
-    poll_until(gone, READY_TIMEOUT, 0.05, f"deleting {group_id}")
 
 
 # -- The bare side ------------------------------------------------------------------------
