@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from cacheyard.engines import launch, probes, procfs
+from cacheyard.engines import launch, probes, procfs, sasl
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineStartError, EngineStopError
 from cacheyard.engines.spec import NodeSpec, RunningProcess
@@ -55,7 +55,8 @@ class EngineHost(Protocol):
         """SIGTERM, then SIGKILL after ``grace``; returns once nothing runs there."""
 
     async def probe(self, spec: NodeSpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
-        """Whether the engine answers (redis PING without LOADING, memcached version)."""
+        """Whether the engine answers (redis PING without LOADING, memcached version;
+        binary VERSION for a SASL node, which needs no authentication)."""
 
     async def probe_discovery(self, spec: DiscoverySpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
         """Whether the configuration endpoint answers ``config get cluster``."""
@@ -119,6 +120,7 @@ class LocalEngineHost:
         if binary is None:
             raise EngineStartError(f"{ENGINE_BINARIES[spec.engine]} is not installed")
         self._refuse_if_running(spec.node_dir)
+        env = None
         if spec.engine == "redis":
             _write_atomically(spec.node_dir / launch.REDIS_CONF, launch.render_redis_conf(spec))
             argv = launch.redis_argv(binary, spec)
@@ -126,8 +128,10 @@ class LocalEngineHost:
             _write_atomically(
                 spec.node_dir / launch.MEMCACHED_OPTIONS, launch.render_memcached_options(spec)
             )
+            sasl.write_files(spec)  # or removes them: the user list of this start
             argv = launch.memcached_argv(binary, spec)
-        return self._spawn(argv, spec.node_dir, spec.address, spec.port)
+            env = launch.memcached_env(spec)
+        return self._spawn(argv, spec.node_dir, spec.address, spec.port, env)
 
     def start_discovery(self, spec: DiscoverySpec) -> RunningProcess:
         self._refuse_if_running(spec.node_dir)
@@ -162,7 +166,9 @@ class LocalEngineHost:
     async def probe(self, spec: NodeSpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
         if spec.engine == "redis":
             return await probes.redis_ping(spec.address, spec.port, timeout, spec.tls)
-        return await probes.memcached_version(spec.address, spec.port, timeout)
+        return await probes.memcached_version(
+            spec.address, spec.port, timeout, binary=bool(spec.sasl_users)
+        )
 
     async def probe_discovery(self, spec: DiscoverySpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
         return await probes.config_endpoint(spec.address, spec.port, timeout)

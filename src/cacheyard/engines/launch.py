@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cacheyard
 from cacheyard.domain.parameters import MEMCACHED_PARAMETERS
+from cacheyard.engines import sasl
 from cacheyard.engines.control import CONTROL_USER
 from cacheyard.engines.spec import NodeSpec
 
@@ -122,8 +123,15 @@ def memcached_argv(binary: str, spec: NodeSpec) -> list[str]:
         *("-U", "0"),  # no UDP listener, as on ElastiCache
         *("-m", str(spec.max_memory_mb), "-t", str(spec.threads)),
         *memcached_option_argv(spec.memcached_options),
+        # SASL (engines/sasl.py): users and passwords are in files, not here.
+        *(["-S"] if spec.sasl_users else []),
         *memcached_user_argv(),
     ]
+
+
+def memcached_env(spec: NodeSpec) -> dict[str, str] | None:
+    """A SASL node's environment points Cyrus at its files; None inherits ours."""
+    return sasl.env(spec) if spec.sasl_users else None
 
 
 def memcached_option_argv(options: Mapping[str, str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -46,9 +47,49 @@ async def redis_ping(address: str, port: int, seconds: float, tls: TlsFiles | No
             await client.aclose()
 
 
-async def memcached_version(address: str, port: int, seconds: float) -> bool:
-    reply = await _exchange(address, port, b"version\r\n", b"\r\n", seconds)
-    return reply.startswith(b"VERSION ")
+# The binary protocol's VERSION: a 24-byte request header, no key, extras or value.
+# memcached answers it before authentication, so it probes SASL (-S) nodes,
+# which refuse the text protocol; nodes started with ``-B ascii`` answer only
+# text, so the text ``version`` stays the probe of nodes without SASL.
+_BINARY_HEADER = struct.Struct(">BBHBBHIIQ")
+_BINARY_REQUEST, _BINARY_RESPONSE = 0x80, 0x81
+_BINARY_VERSION = 0x0B
+_PROBE_OPAQUE = 0x43594431  # echoed by the server: the answer is to this request
+_MAX_VERSION_LENGTH = 64
+_BINARY_VERSION_REQUEST = _BINARY_HEADER.pack(
+    _BINARY_REQUEST, _BINARY_VERSION, 0, 0, 0, 0, 0, _PROBE_OPAQUE, 0
+)
+
+
+async def memcached_version(address: str, port: int, seconds: float, binary: bool = False) -> bool:
+    """``version`` answered; ``binary``: the binary protocol's VERSION (SASL nodes)."""
+    if not binary:
+        reply = await _exchange(address, port, b"version\r\n", b"\r\n", seconds)
+        return reply.startswith(b"VERSION ")
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(seconds):
+            reader, writer = await asyncio.open_connection(address, port)
+            return await _binary_version(reader, writer)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def _binary_version(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """One binary VERSION exchange; False if the answer is not a version, and then
+    the stream is out of step and must not be used again."""
+    writer.write(_BINARY_VERSION_REQUEST)
+    header = _BINARY_HEADER.unpack(await reader.readexactly(_BINARY_HEADER.size))
+    magic, opcode, key_length, extras_length, _, status, body_length, opaque, _ = header
+    if (magic, opcode, opaque) != (_BINARY_RESPONSE, _BINARY_VERSION, _PROBE_OPAQUE):
+        return False
+    if not 0 < body_length <= _MAX_VERSION_LENGTH or key_length or extras_length:
+        return False
+    await reader.readexactly(body_length)  # "1.6.18"
+    return bool(status == 0)
 
 
 async def config_endpoint(address: str, port: int, seconds: float) -> bool:
@@ -112,20 +153,33 @@ class KeptRedisProbes:
 class KeptMemcachedProbes:
     """``version`` over one kept connection per Memcached node, for the same reason
     as KeptRedisProbes: a fresh connection per probe costs CPU and leaves sockets
-    in TIME_WAIT by the thousand when many nodes are watched."""
+    in TIME_WAIT by the thousand when many nodes are watched.
+
+    ``binary`` (SASL nodes) probes with the binary protocol's VERSION; a node
+    probed the other way than before gets a new connection."""
 
     def __init__(self) -> None:
-        self._streams: dict[tuple[str, int], tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        self._streams: dict[
+            tuple[str, int], tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]
+        ] = {}
 
-    async def version(self, address: str, port: int, seconds: float) -> bool:
+    async def version(self, address: str, port: int, seconds: float, binary: bool = False) -> bool:
         key = (address, port)
+        stream = self._streams.get(key)
+        if stream is not None and stream[2] != binary:
+            self._drop(key)
+            stream = None
         try:
             async with asyncio.timeout(seconds):
-                stream = self._streams.get(key)
                 if stream is None:
-                    stream = await asyncio.open_connection(address, port)
+                    stream = (*await asyncio.open_connection(address, port), binary)
                     self._streams[key] = stream
-                reader, writer = stream
+                reader, writer, _ = stream
+                if binary:
+                    answered = await _binary_version(reader, writer)
+                    if not answered:
+                        self._drop(key)
+                    return answered
                 writer.write(b"version\r\n")
                 return (await reader.readuntil(b"\r\n")).startswith(b"VERSION ")
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):

@@ -21,6 +21,14 @@ Engine = Literal["redis", "memcached"]
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9-]*")
 # One argv word that cannot smuggle in another option (nor an -o suboption).
 _OPTION_VALUE = re.compile(r"[A-Za-z0-9.]+")
+# A SASL user name: printable, no whitespace or ':'; no '@' either, which Cyrus
+# SASL reads as user@realm (so "bob@<hostname>" and "bob" would be one entry).
+SASL_USER_MAX_LENGTH = 128
+_SASL_USER_BREAKERS = frozenset(":@")
+# saslpasswd2 -p reads one line (up to CR or LF); PLAIN separates fields by NUL.
+_SASL_PASSWORD_BREAKERS = frozenset("\x00\r\n")
+SASL_PASSWORD_MAX_BYTES = 1024  # saslpasswd2 reads at most 2048
+_SASL_PATH_BREAKERS = frozenset(":\r\n")
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,10 @@ class NodeSpec:
     control_password: str | None = field(default=None, repr=False)
     # ElastiCache parameter name -> value (domain/parameters.py MEMCACHED_PARAMETERS).
     memcached_options: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Memcached SASL users (Cacheyard's extension): (user name, clear password).
+    # Empty: no SASL. Non-empty: the node runs with -S and answers only the
+    # binary protocol, and only these users authenticate (engines/sasl.py).
+    sasl_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.engine not in ("redis", "memcached"):
@@ -87,6 +99,46 @@ class NodeSpec:
                 raise ValueError(f"unknown memcached parameter {name!r}")
             if not _OPTION_VALUE.fullmatch(value):
                 raise ValueError(f"invalid value {value!r} for memcached parameter {name}")
+        if self.sasl_users:
+            self._check_sasl()
+
+    def _check_sasl(self) -> None:
+        """Messages name users, never passwords."""
+        if self.engine != "memcached":
+            raise ValueError("sasl_users are for memcached nodes")
+        if self.memcached_options.get("binding_protocol") == "ascii":
+            # memcached exits: "You cannot allow the ASCII protocol while using SASL."
+            raise ValueError("SASL needs the binary protocol, not binding_protocol ascii")
+        if _SASL_PATH_BREAKERS.intersection(str(self.node_dir)):
+            # SASL_CONF_PATH is a colon-separated list; the config file is line-based.
+            raise ValueError(
+                f"node_dir of a SASL node cannot hold ':' or line breaks: {self.node_dir}"
+            )
+        names = set()
+        for user, password in self.sasl_users:
+            if not _valid_sasl_user(user):
+                raise ValueError(
+                    f"invalid SASL user name {user!r}: printable, without whitespace, ':' or '@'"
+                )
+            if user in names:
+                raise ValueError(f"SASL user {user!r} is listed twice")
+            names.add(user)
+            if not password or _SASL_PASSWORD_BREAKERS.intersection(password):
+                raise ValueError(
+                    f"invalid password for SASL user {user!r}: empty, or a NUL or line break"
+                )
+            if len(password.encode()) > SASL_PASSWORD_MAX_BYTES:
+                raise ValueError(
+                    f"password for SASL user {user!r} over {SASL_PASSWORD_MAX_BYTES} bytes"
+                )
+
+
+def _valid_sasl_user(user: str) -> bool:
+    return (
+        0 < len(user) <= SASL_USER_MAX_LENGTH
+        and user.isprintable()
+        and not any(char.isspace() or char in _SASL_USER_BREAKERS for char in user)
+    )
 
 
 @dataclass(frozen=True)

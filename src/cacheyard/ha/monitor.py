@@ -71,7 +71,9 @@ class HealthMonitor:
     async def _probe(self, node: NodeSpec) -> bool:
         if node.engine == "redis":
             return await self._redis.ping(node.address, node.port, self._probe_timeout, node.tls)
-        return await self._memcached.version(node.address, node.port, self._probe_timeout)
+        return await self._memcached.version(
+            node.address, node.port, self._probe_timeout, binary=bool(node.sasl_users)
+        )
 
     async def check_once(self) -> None:
         # What to watch changes rarely: re-read it once a second, not every tick.
