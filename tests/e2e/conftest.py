@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.client import BaseClient
 from service_helpers import Service
 
 
@@ -30,3 +32,18 @@ def fresh_service(tmp_path: Path) -> Iterator[Service]:
     running.start()
     yield running
     _finish(running)
+
+
+@pytest.fixture(scope="module")
+def ec(service: Service) -> BaseClient:
+    """An ElastiCache client of the module's service, as its administrator."""
+    return service.client()
+
+
+@pytest.fixture(scope="module")
+def ca(service: Service) -> str:
+    """The path of the service's CA certificate, as `cacheyard ca` prints it."""
+    done = subprocess.run(
+        service.command("ca"), capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout.strip()

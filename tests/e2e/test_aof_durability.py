@@ -48,11 +48,6 @@ WRITERS = 4
 EVERYSEC_BOUND = 3.0
 
 
-@pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
-
-
 def connect(address: str, port: int) -> redis.Redis:
     """A client that never retries: a command it sends is sent once, so what it
     was told is exactly what the server acknowledged."""

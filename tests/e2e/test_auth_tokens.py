@@ -7,7 +7,6 @@ kept nowhere: not in answers, events, the service's log or its database.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +19,9 @@ from group_helpers import (
     error_of,
     node_group,
     primary_id,
+    tls_redis,
     wait_group_available,
 )
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from service_helpers import Service, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,29 +31,8 @@ SECOND = "second-token-$^<>-987654321"
 NODE_TYPE = "cache.t3.micro"
 
 
-@pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
-
-
-@pytest.fixture(scope="module")
-def ca(service: Service) -> str:
-    done = subprocess.run(
-        service.command("ca"), capture_output=True, text=True, timeout=30, check=True
-    )
-    return done.stdout.strip()
-
-
 def connect(address: str, ca: str, password: str | None = None) -> redis.Redis:
-    return redis.Redis(
-        address,
-        6379,
-        ssl=True,
-        ssl_ca_certs=ca,
-        password=password,
-        socket_timeout=5,
-        retry=Retry(NoBackoff(), 0),  # a refused AUTH is an answer, not a reason to retry
-    )
+    return tls_redis(address, ca, password=password)
 
 
 def refused_auth(address: str, ca: str, password: str | None) -> bool:

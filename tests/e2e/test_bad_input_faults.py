@@ -47,11 +47,6 @@ def absent(ec: BaseClient, cluster_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
-
-
-@pytest.fixture(scope="module")
 def account(ec: BaseClient) -> str:
     arn: str = ec.describe_cache_subnet_groups()["CacheSubnetGroups"][0]["ARN"]
     return arn.split(":")[4]

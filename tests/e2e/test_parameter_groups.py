@@ -16,16 +16,11 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from group_helpers import connect, create_group, error_of, read_endpoints, wait_group_available
 from pymemcache.client.base import Client as MemcacheClient
-from service_helpers import Service, wait_for
+from service_helpers import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 REDIS_NODE = "cache.t3.micro"
-
-
-@pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
 
 
 def parameters(ec: BaseClient, group: str, **filters: Any) -> dict[str, dict[str, Any]]:

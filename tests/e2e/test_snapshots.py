@@ -271,11 +271,6 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
-
-
-@pytest.fixture(scope="module")
 def source(ec: BaseClient) -> dict[str, Any]:
     """A single-node Redis cluster full of varied data; nothing writes to it afterwards."""
     ec.create_cache_cluster(

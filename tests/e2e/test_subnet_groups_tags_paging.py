@@ -36,11 +36,6 @@ def refused(call: Callable[..., Any], code: str, status: int, **params: Any) -> 
 
 
 @pytest.fixture(scope="module")
-def ec(service: Service) -> BaseClient:
-    return service.client()
-
-
-@pytest.fixture(scope="module")
 def subnets(service: Service) -> list[Subnet]:
     return Network("us-east-1", service.address_base).subnets()
 

@@ -127,6 +127,23 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
 # ---- the data plane -------------------------------------------------------------------------
 
 
+def tls_redis(
+    address: str, ca: str, user: str | None = None, password: str | None = None
+) -> redis.Redis:
+    """A TLS client of a node, verified against Cacheyard's CA; a refused AUTH is an
+    answer, not a reason to retry."""
+    return redis.Redis(
+        address,
+        PORT,
+        ssl=True,
+        ssl_ca_certs=ca,
+        username=user,
+        password=password,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def connect(address: str, port: int = PORT, timeout: float = 2.0) -> redis.Redis:
     """One connection, never retried behind the caller's back: a retried ``WAIT`` on a new
     connection would count replicas for nothing written on it."""

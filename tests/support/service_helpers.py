@@ -74,8 +74,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: floa
 
 
 class Service:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         self.data_dir = data_dir
+        self.options = options  # more `cacheyard up` options
         self.port = free_port()
         self.address_base = free_base()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -97,6 +98,7 @@ class Service:
                 str(self.port),
                 "--address-base",
                 str(self.address_base),
+                *self.options,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ from cacheyard.cli.options import data_dir_option
 from cacheyard.cli.settings import (
     DEFAULT_ADDRESS_BASE,
     DEFAULT_HOST,
+    DEFAULT_IAM_CONNECTION_MAX_AGE,
     DEFAULT_PORT,
     DEFAULT_REGION,
     Settings,
@@ -55,6 +56,13 @@ def main() -> None:
     help="Stands in for S3: CopySnapshot's TargetBucket and SnapshotArns' buckets "
     "are its subdirectories.",
 )
+@click.option(
+    "--iam-connection-max-age",
+    default=DEFAULT_IAM_CONNECTION_MAX_AGE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds after which an IAM-authenticated connection is closed (ElastiCache: 12 h).",
+)
 @data_dir_option
 def up(
     host: str,
@@ -62,6 +70,7 @@ def up(
     region: str,
     address_base: int,
     buckets_dir: Path | None,
+    iam_connection_max_age: int,
     data_dir: Path,
 ) -> None:
     """Run the service in the foreground (engines keep running when it stops)."""
@@ -75,6 +84,7 @@ def up(
         region=region,
         address_base=address_base,
         buckets_dir=buckets_dir.resolve() if buckets_dir is not None else None,
+        iam_connection_max_age=iam_connection_max_age,
     )
 
     def announce(started: service.Started) -> None:

@@ -126,6 +126,7 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
         snapshots,
         lambda name: str(Arn(settings.region, settings.account, "snapshot", name)),
     )
+    controller.groups.iam_connection_max_age = settings.iam_connection_max_age
     ctx = Context(
         store=store,
         controller=controller,

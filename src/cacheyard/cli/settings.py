@@ -11,6 +11,7 @@ DEFAULT_PORT = 8510
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_ADDRESS_BASE = 10
+DEFAULT_IAM_CONNECTION_MAX_AGE = 12 * 3600  # ElastiCache's limit
 
 
 def default_data_dir() -> Path:
@@ -28,6 +29,7 @@ class Settings:
     account: str = DEFAULT_ACCOUNT
     address_base: int = DEFAULT_ADDRESS_BASE
     buckets_dir: Path | None = None
+    iam_connection_max_age: int = DEFAULT_IAM_CONNECTION_MAX_AGE
 
     @property
     def endpoint_url(self) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,14 +23,16 @@ from cacheyard.controller.keys import CACHE_CLUSTER, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
-from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
+from cacheyard.controller.sasl_users import sasl_users, users_fingerprint, with_control_user
+from cacheyard.controller.tls import ensure_certificate, node_tls, started_users
 from cacheyard.domain import events, statuses
+from cacheyard.domain.acl import node_users
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
-from cacheyard.engines import control, live_config, replication
+from cacheyard.engines import control, live_config, replication, sasl
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineError, EngineStartError
 from cacheyard.engines.host import EngineHost
@@ -65,6 +68,8 @@ class _Pass:
     observed: dict[str, Any]
     messages: list[str]
     parameters: NodeParameters
+    # A SASL Memcached cluster's users and clear passwords (controller/sasl_users.py).
+    sasl_users: tuple[tuple[str, str], ...] = ()
     ready: bool = True
     restore_failed: bool = False
 
@@ -96,7 +101,11 @@ class CacheClusterReconciler:
         self._snapshots = snapshots
 
     def node_spec(
-        self, spec: CacheClusterSpec, plan: NodePlan, parameters: NodeParameters | None = None
+        self,
+        spec: CacheClusterSpec,
+        plan: NodePlan,
+        parameters: NodeParameters | None = None,
+        sasl_users: Sequence[tuple[str, str]] = (),
     ) -> NodeSpec:
         kind = node_type(spec.node_type)
         overrides = dict(parameters.overrides) if parameters is not None else {}
@@ -111,8 +120,9 @@ class CacheClusterReconciler:
             redis_config=overrides if spec.engine == "redis" else {},
             memcached_options=overrides if spec.engine == "memcached" else {},
             tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
-            acl_users=default_user(spec.auth_tokens),
+            acl_users=started_users(node_users(spec.auth_tokens, None)),
             control_password=control.password() if spec.engine == "redis" else None,
+            sasl_users=with_control_user(sasl_users) if spec.sasl_user_group else (),
         )
 
     async def reconcile(self, cluster_id: str) -> float | None:
@@ -124,6 +134,7 @@ class CacheClusterReconciler:
                     tx, self._parameters, spec.parameter_group, spec.family
                 )
                 final = await tx.get(SNAPSHOT, spec.final_snapshot) if spec.final_snapshot else None
+                sasl = await sasl_users(tx, spec.sasl_user_group) if spec.sasl_user_group else ()
         cluster_dir = self._layout.cluster(cluster_id)
         if record is None:
             await self._remove_everything(cluster_dir)
@@ -137,7 +148,9 @@ class CacheClusterReconciler:
             return await self._delete(spec, cluster_dir)
         if record.status == statuses.RESTORE_FAILED:
             return None
-        work = _Pass(observed=dict(record.observed), messages=[], parameters=parameters)
+        work = _Pass(
+            observed=dict(record.observed), messages=[], parameters=parameters, sasl_users=sasl
+        )
         try:
             await self._remove_stray_nodes(spec, cluster_dir, work)
             if spec.engine == "memcached":
@@ -183,14 +196,20 @@ class CacheClusterReconciler:
             if spec.engine == "redis" and seen.get("auth") != list(spec.auth_tokens):
                 node = self.node_spec(spec, plan)
                 try:
-                    await replication.set_default_user(
-                        node.address, node.port, spec.auth_tokens, tls=node.tls
+                    await replication.set_acl_users(
+                        node.address, node.port, node_users(spec.auth_tokens, None), tls=node.tls
                     )
                 except EngineError as exc:
                     log.warning("cluster %s: %s", spec.cluster_id, exc)
                     work.ready = False
                     continue
                 seen["auth"] = list(spec.auth_tokens)
+            if spec.sasl_user_group and seen.get("sasl") != users_fingerprint(work.sasl_users):
+                # Cyrus reads the user database at every login: new files take effect
+                # for new connections, and connected clients stay.
+                node = self.node_spec(spec, plan, work.parameters, work.sasl_users)
+                await asyncio.to_thread(sasl.write_files, node)
+                seen["sasl"] = users_fingerprint(work.sasl_users)
             if spec.engine == "redis":
                 changes = work.parameters.live_changes(seen.get("live", {}))
                 if changes:
@@ -261,7 +280,7 @@ class CacheClusterReconciler:
         running = self._host.find_all(self._layout.cluster(spec.cluster_id))
         to_wait: list[tuple[NodePlan, NodeSpec]] = []
         for plan in spec.nodes:
-            node = self.node_spec(spec, plan, work.parameters)
+            node = self.node_spec(spec, plan, work.parameters, work.sasl_users)
             seen = work.node(plan.node_id)
             process = running.get(node.node_dir)
             if process is not None and plan.reboot_seq > seen["restarted"]:
@@ -276,6 +295,7 @@ class CacheClusterReconciler:
                 node.node_dir.mkdir(parents=True, exist_ok=True)
                 seen["live"] = work.parameters.immediate()
                 seen["auth"] = list(spec.auth_tokens)  # in the configuration it starts with
+                seen["sasl"] = users_fingerprint(work.sasl_users)  # in the files it starts with
                 if spec.restore is not None and not work.observed.get("restored"):
                     node = await self._seed(spec, node, seen, work)
                 else:

@@ -20,13 +20,15 @@ from datetime import datetime
 from typing import Any
 
 from cacheyard.controller import failover
+from cacheyard.controller.access import GroupAccess, TokenWindows, group_access, settle_user_groups
 from cacheyard.controller.cache_clusters import HUNG_AFTER
 from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
-from cacheyard.controller.tls import default_user, ensure_certificate, node_tls
+from cacheyard.controller.tls import ensure_certificate, node_tls, started_users
 from cacheyard.domain import events, statuses
+from cacheyard.domain.acl import node_users
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
@@ -50,6 +52,12 @@ _NEW = (statuses.CREATING, statuses.RESTORING)
 INFO_TIMEOUT = 0.25
 # An isolated primary refuses writes once no replica acknowledged for this long.
 MIN_REPLICAS_MAX_LAG = 2
+# How often a group with IAM users has its connect-token hashes moved forward;
+# well under domain.connect_tokens.MARGIN, so no expired token stays installed.
+TOKEN_REFRESH = 5.0
+# ElastiCache drops an IAM-authenticated connection after 12 hours (the service
+# sets the reconciler's from `cacheyard up --iam-connection-max-age`).
+IAM_CONNECTION_MAX_AGE = 12 * 3600
 
 
 @dataclass
@@ -84,6 +92,7 @@ class GroupPass:
     group_events: list[str] = field(default_factory=list)
     repointed: set[str] = field(default_factory=set)
     member_events: list[tuple[str, str]] = field(default_factory=list)
+    access: GroupAccess = field(default_factory=lambda: GroupAccess(node_users((), None)))
     ready: bool = True
     restore_failed: bool = False
 
@@ -115,6 +124,8 @@ class ReplicationGroupReconciler:
         self._enqueue = enqueue
         self._parameters = parameters
         self._snapshots = snapshots
+        self._tokens = TokenWindows()
+        self.iam_connection_max_age = IAM_CONNECTION_MAX_AGE
 
     def member_node(
         self,
@@ -122,6 +133,7 @@ class ReplicationGroupReconciler:
         spec: CacheClusterSpec,
         primary: NodeSpec | None,
         parameters: NodeParameters | None = None,
+        access: GroupAccess | None = None,
     ) -> NodeSpec:
         """The engine for a member; a replica starts already pointing at the primary, so a
         returning old primary can never come back writable (fencing)."""
@@ -141,7 +153,9 @@ class ReplicationGroupReconciler:
             max_memory_mb=node_type(spec.node_type).memory_mb,
             redis_config=config,
             tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
-            acl_users=default_user(group.auth_tokens),
+            acl_users=started_users(
+                access.users if access is not None else node_users(group.auth_tokens, None)
+            ),
             control_password=control.password(),
         )
 
@@ -161,6 +175,8 @@ class ReplicationGroupReconciler:
                 final = (
                     await tx.get(SNAPSHOT, group.final_snapshot) if group.final_snapshot else None
                 )
+                access = await group_access(tx, record, group)
+        self._tokens.forget(group_id, access.iam_users if record is not None else ())
         if record is None:
             for leftover in member_records:
                 await self._remove_member(leftover)
@@ -172,7 +188,7 @@ class ReplicationGroupReconciler:
             return RETRY
         if record.status == statuses.RESTORE_FAILED and not group.deleting:
             return None
-        work = GroupPass(observed=dict(record.observed), parameters=parameters)
+        work = GroupPass(observed=dict(record.observed), parameters=parameters, access=access)
         for member_record in member_records:
             if member_record.spec.get("deleting") or member_record.id not in group.member_ids:
                 await self._remove_member(member_record)
@@ -199,7 +215,10 @@ class ReplicationGroupReconciler:
             log.warning("replication group %s: %s", group_id, exc)
             work.ready = False
         await self._record(record, group, members, work)
-        return None if work.ready else RETRY
+        if not work.ready:
+            return RETRY
+        # Connect tokens enter and leave the window every second.
+        return TOKEN_REFRESH if work.access.iam_users else None
 
     async def _keep_after_failed_final_snapshot(
         self, group: ReplicationGroupSpec, member_records: list[Record], name: str
@@ -243,7 +262,7 @@ class ReplicationGroupReconciler:
         members = {}
         for member_id in group.member_ids:
             spec = load(CacheClusterSpec, live[member_id].spec)
-            node = self.member_node(group, spec, primary_node, work.parameters)
+            node = self.member_node(group, spec, primary_node, work.parameters, work.access)
             members[member_id] = Member(live[member_id], spec, node, node.node_dir in running)
         infos = await asyncio.gather(
             *(
@@ -375,11 +394,11 @@ class ReplicationGroupReconciler:
         seen["synced"] = False
         seen["has_data"] = False  # a new process: empty until its first sync completes
         node = self.member_node(
-            group, member.spec, primary.node if primary else None, work.parameters
+            group, member.spec, primary.node if primary else None, work.parameters, work.access
         )
         node.node_dir.mkdir(parents=True, exist_ok=True)
         seen["live"] = work.parameters.immediate()
-        seen["auth"] = list(group.auth_tokens)  # in the configuration it starts with
+        seen["acl"] = work.access.fingerprint  # in the configuration it starts with
         restore = member.spec.restore
         if primary is None and restore is not None and not work.observed.get("restored"):
             if not seen.get("restore_started"):
@@ -418,12 +437,13 @@ class ReplicationGroupReconciler:
             if not member.answering:
                 continue
             seen = work.seen(member.id)
-            if seen.get("auth") != list(group.auth_tokens):
+            if seen.get("acl") != work.access.fingerprint:
                 # ACL users do not replicate: every member is told.
-                await replication.set_default_user(
-                    member.address, member.node.port, group.auth_tokens, tls=member.node.tls
+                await replication.set_acl_users(
+                    member.address, member.node.port, work.access.users, tls=member.node.tls
                 )
-                seen["auth"] = list(group.auth_tokens)
+                seen["acl"] = work.access.fingerprint
+            await self._connect_tokens(group, member, work)
             changes = work.parameters.live_changes(seen.get("live", {}))
             if changes:
                 await replication.set_config(
@@ -437,6 +457,45 @@ class ReplicationGroupReconciler:
             )
             if seen["applying"]:
                 work.ready = False  # until the AOF exists, writes are not yet durable
+
+    async def _connect_tokens(
+        self, group: ReplicationGroupSpec, member: Member, work: GroupPass
+    ) -> None:
+        """Each IAM user's passwords become the hashes of exactly the connect tokens
+        valid now (ADR 14), and its connections older than 12 hours are closed."""
+        iam_users = work.access.iam_users
+        if not iam_users:
+            return
+        now = self._clock.now()
+        node = member.node
+        for user in iam_users:
+            wanted = self._tokens.hashes(group.group_id, work.access.region, user, now)
+            held = await replication.acl_passwords(
+                member.address, node.port, user.name, tls=node.tls
+            )
+            if held is None:
+                work.ready = False
+                continue
+            hashes, nopass = held
+            add, remove = (wanted, set()) if nopass else (wanted - hashes, hashes - wanted)
+            await replication.change_passwords(
+                member.address,
+                node.port,
+                user.name,
+                sorted(add),
+                sorted(remove),
+                reset=nopass,
+                tls=node.tls,
+            )
+        clients = await replication.clients_of(
+            member.address, node.port, {u.name for u in iam_users}, tls=node.tls
+        )
+        await replication.kill_clients(
+            member.address,
+            node.port,
+            [c for c, age in clients or [] if age >= self.iam_connection_max_age],
+            tls=node.tls,
+        )
 
     async def _place_endpoints(
         self,
@@ -567,6 +626,11 @@ class ReplicationGroupReconciler:
             work.group_events.append(events.restore_finished(source.label))
         elif status is None and restoring and record.status in _NEW:
             status = statuses.RESTORING
+        if work.ready and all(
+            work.seen(m.id).get("acl") == work.access.fingerprint for m in members.values()
+        ):
+            work.observed["acl"] = work.access.fingerprint
+            work.observed["acl_group"] = work.access.user_group
         async with self._store.transaction() as tx:
             changed = await tx.update_observed(
                 REPLICATION_GROUP,
@@ -577,6 +641,8 @@ class ReplicationGroupReconciler:
             )
             if changed and record.status in _NEW and status == statuses.AVAILABLE:
                 work.group_events.append(events.replication_group_created(group.group_id))
+            if changed and (group.user_group_ids or record.observed.get("acl_group")):
+                await settle_user_groups(tx)
             for message in work.group_events:
                 await tx.add_event(
                     events.Event(events.REPLICATION_GROUP, group.group_id, message, now)

@@ -1,5 +1,5 @@
 """What secures a node: its TLS files (certificates issued before a start) and
-the `default` user its AUTH tokens make."""
+the ACL users it starts with."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cacheyard.controller.layout import Layout
+from cacheyard.domain.acl import AclUser
 from cacheyard.engines.certificates import CA_CERT, CertificateAuthority
-from cacheyard.engines.replication import default_user_rules
 from cacheyard.engines.spec import NodeSpec, TlsFiles
 
 TLS_DIR = "tls"
@@ -31,8 +31,6 @@ async def ensure_certificate(
     await asyncio.to_thread(ca.issue, node.tls.cert.parent, name, list(addresses))
 
 
-def default_user(token_hashes: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The `default` ACL user a node starts with when it has AUTH tokens."""
-    if not token_hashes:
-        return ()
-    return (("default", default_user_rules(token_hashes)),)
+def started_users(users: Sequence[AclUser]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The ACL users written into a node's configuration, as its spec takes them."""
+    return tuple((u.name, u.rules) for u in users)

@@ -75,6 +75,8 @@ class CacheClusterSpec:
     # SHA-256 of the AUTH tokens accepted (two while one is rotated).
     auth_tokens: tuple[str, ...] = ()
     auth_token_modified: datetime | None = None
+    # Memcached with SASL (Cacheyard's extension): the user group whose password users log in.
+    sasl_user_group: str | None = None
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

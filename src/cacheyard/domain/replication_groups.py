@@ -60,6 +60,8 @@ class ReplicationGroupSpec:
     # SHA-256 of the AUTH tokens accepted (two while one is rotated).
     auth_tokens: tuple[str, ...] = ()
     auth_token_modified: datetime | None = None
+    # The RBAC user group whose users replace `default` on every node (at most one).
+    user_group_ids: tuple[str, ...] = ()
     # The member snapshots are read from; by default a replica, so the primary never forks.
     snapshotting_cluster: str | None = None
     deleting: bool = False

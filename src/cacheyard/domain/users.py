@@ -31,6 +31,8 @@ IAM = "iam"
 _INPUT_TYPES = {"password": PASSWORD, "no-password-required": NO_PASSWORD, "iam": IAM}
 
 DEFAULT = "default"  # the built-in user's id, and the user name every group needs
+# The ACL user Cacheyard's control plane connects as (engines/control.py); no RBAC user may take it.
+RESERVED_USER_NAMES = frozenset({"cacheyard"})
 
 MAX_USERS = 1000
 MAX_USER_GROUPS = 100
@@ -92,6 +94,10 @@ def user_name(value: str) -> str:
     if not value or any(c.isspace() for c in value):
         raise faults.InvalidParameterValueException(
             "The parameter UserName must not be empty or contain spaces."
+        )
+    if value in RESERVED_USER_NAMES:
+        raise faults.InvalidParameterValueException(
+            f"The user name {value} is reserved for Cacheyard's control plane."
         )
     return value
 
@@ -155,6 +161,12 @@ def changed_authentication(
     if requested is None and no_password_required is False and current.type != PASSWORD:
         raise faults.InvalidParameterValueException(NO_PASSWORD_GIVEN)
     return requested
+
+
+def clear_passwords(passwords: Sequence[str] | None, mode: Mapping[str, Any] | None) -> list[str]:
+    """The passwords a request gave (already judged by :func:`_requested`), for the
+    store to seal: Memcached SASL needs them in clear at the engine."""
+    return list(passwords or (mode or {}).get("Passwords") or [])
 
 
 def _requested(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +25,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from cacheyard.domain.acl import AclUser
 from cacheyard.engines import control
+from cacheyard.engines.control import CONTROL_USER
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.spec import TlsFiles
 
@@ -189,25 +191,95 @@ async def set_config(
         await _command(address, port, timeout, ("CONFIG", "SET", *pairs), tls=tls)
 
 
-def default_user_rules(token_hashes: Sequence[str]) -> tuple[str, ...]:
-    """ACL rules of the `default` user: any client without an AUTH token, else only
-    those that give one of the tokens (at most two while one is rotated)."""
-    passwords = tuple(f"#{h}" for h in token_hashes) or ("nopass",)
-    return ("on", "resetpass", *passwords, "~*", "&*", "+@all")
-
-
-async def set_default_user(
+async def set_acl_users(
     address: str,
     port: int,
-    token_hashes: Sequence[str],
+    users: Sequence[AclUser],
     timeout: float = 1.0,  # noqa: ASYNC109
     *,
     tls: TlsFiles | None = None,
 ) -> None:
-    """ACL SETUSER default: the tokens take effect for new AUTHs at once; clients
-    already authenticated stay connected (nobody is dropped needlessly)."""
-    rules = default_user_rules(token_hashes)
-    await _command(address, port, timeout, ("ACL", "SETUSER", "default", *rules), tls=tls)
+    """Make the node's ACL users exactly ``users`` (and the control user).
+
+    ACL SETUSER changes what a *new* AUTH accepts and what every connection of
+    that user may do from its next command, without dropping it; a user no
+    longer wanted is deleted, which disconnects its clients.
+    """
+    (present,) = await _command(address, port, timeout, ("ACL", "USERS"), tls=tls)
+    wanted = {u.name for u in users}
+    unwanted = [name for name in present if name not in wanted | {CONTROL_USER, "default"}]
+    commands = [("ACL", "SETUSER", u.name, *u.rules) for u in users]
+    if unwanted:
+        commands.append(("ACL", "DELUSER", *unwanted))
+    await _command(address, port, timeout, *commands, tls=tls)
+
+
+async def acl_passwords(
+    address: str,
+    port: int,
+    user: str,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> tuple[set[str], bool] | None:
+    """A user's password hashes and whether it is `nopass`; None when it is missing
+    or the node cannot be read."""
+    replies = await _query(address, port, timeout, ("ACL", "GETUSER", user), tls=tls)
+    if replies is None or replies[0] is None:
+        return None
+    fields = dict(zip(replies[0][::2], replies[0][1::2], strict=True))
+    return set(fields.get("passwords", [])), "nopass" in fields.get("flags", [])
+
+
+async def change_passwords(
+    address: str,
+    port: int,
+    user: str,
+    add: Sequence[str],
+    remove: Sequence[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    reset: bool = False,
+    tls: TlsFiles | None = None,
+) -> None:
+    """One ACL SETUSER that adds and removes password hashes (after resetpass)."""
+    rules = [*(["resetpass"] if reset else []), *(f"#{h}" for h in add)]
+    rules += [f"!{h}" for h in remove]
+    if rules:
+        await _command(address, port, timeout, ("ACL", "SETUSER", user, *rules), tls=tls)
+
+
+async def clients_of(
+    address: str,
+    port: int,
+    users: Collection[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> list[tuple[str, int]] | None:
+    """(client id, age in seconds) of every connection authenticated as one of ``users``."""
+    replies = await _query(address, port, timeout, ("CLIENT", "LIST", "TYPE", "normal"), tls=tls)
+    if replies is None:
+        return None
+    found = []
+    for line in replies[0].splitlines():
+        fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
+        if fields.get("user") in users:
+            found.append((fields["id"], int(fields["age"])))
+    return found
+
+
+async def kill_clients(
+    address: str,
+    port: int,
+    client_ids: Sequence[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    tls: TlsFiles | None = None,
+) -> None:
+    if client_ids:
+        commands = [("CLIENT", "KILL", "ID", client_id) for client_id in client_ids]
+        await _command(address, port, timeout, *commands, tls=tls)
 
 
 async def pause_writes(

@@ -123,6 +123,15 @@ iam_attachments = Table(
     Column("policy_arn", String(2048), primary_key=True),
 )
 
+# RBAC users' passwords in clear for the engines that need them (Memcached SASL),
+# sealed as a JSON list; Redis needs only the hashes kept in the user's spec.
+user_passwords = Table(
+    "user_passwords",
+    metadata,
+    Column("user_id", String(40), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
 # Tables of earlier versions, known only to the migrations that create and drop them.
 _earlier = MetaData()
 _v1_access_keys = Table(
@@ -170,7 +179,12 @@ def _v2(conn: Connection, box: SecretBox) -> None:
     _v1_access_keys.drop(conn)
 
 
-MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [_v1, _v2]
+def _v3(conn: Connection, box: SecretBox) -> None:
+    """Sealed user passwords (Memcached SASL); users made before keep only hashes."""
+    user_passwords.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [_v1, _v2, _v3]
 
 
 def migrate(conn: Connection, box: SecretBox) -> int:

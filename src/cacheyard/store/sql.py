@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -267,6 +268,21 @@ class SqlTransaction:
     async def detach_policy(self, user_name: str, arn: str) -> None:
         a = schema.iam_attachments
         await self._conn.execute(delete(a).where(a.c.user_name == user_name, a.c.policy_arn == arn))
+
+    async def user_passwords(self, user_id: str) -> list[str]:
+        p = schema.user_passwords
+        row = (await self._conn.execute(select(p).where(p.c.user_id == user_id))).first()
+        if row is None:
+            return []
+        passwords: list[str] = json.loads(self._box.unseal(row.sealed, f"user:{user_id}"))
+        return passwords
+
+    async def set_user_passwords(self, user_id: str, passwords: Sequence[str]) -> None:
+        p = schema.user_passwords
+        await self._conn.execute(delete(p).where(p.c.user_id == user_id))
+        if passwords:
+            sealed = self._box.seal(json.dumps(list(passwords)), f"user:{user_id}")
+            await self._conn.execute(insert(p).values(user_id=user_id, sealed=sealed))
 
 
 def _managed_policy(row: Row[Any]) -> ManagedPolicy:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from cacheyard.api.handlers import parameter_groups, snapshots
+from cacheyard.api.handlers import parameter_groups, sasl_links, snapshots
 from cacheyard.api.handlers.cluster_view import cluster_view
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary
@@ -158,6 +158,7 @@ async def create(ctx: Context, params: Params) -> Params:
             transit_encryption=transit,
             auth_tokens=auth_tokens.for_new_cache(params.get("AuthToken"), transit),
             auth_token_modified=now if params.get("AuthToken") else None,
+            sasl_user_group=await sasl_links.for_new_cluster(tx, tags, engine.engine),
         )
         record = new_record(ctx, keys.CACHE_CLUSTER, "cluster", cluster_id, spec, now)
         await tx.insert(record)
@@ -222,7 +223,10 @@ async def modify(ctx: Context, params: Params) -> Params:
         resized = await _resize(ctx, tx, spec, params)
         status = statuses.MODIFYING if resized.nodes != spec.nodes else record.status
         spec = _metadata(resized, params)
-        spec = _auth_token_change(spec, params, ctx.clock.now())
+        changed = _auth_token_change(spec, params, ctx.clock.now())
+        if changed.auth_tokens != spec.auth_tokens:
+            status = statuses.MODIFYING  # until every node takes the new tokens
+        spec = changed
         if params.get("CacheParameterGroupName") is not None:
             if spec.replication_group_id is not None:
                 raise faults.InvalidParameterCombinationException(

@@ -71,7 +71,7 @@ def group_view(record: Record, members: dict[str, Record]) -> dict[str, Any]:
         **({"TransitEncryptionMode": "required"} if spec.transit_encryption else {}),
         "AtRestEncryptionEnabled": False,
         "ARN": record.arn,
-        "UserGroupIds": [],
+        "UserGroupIds": list(spec.user_group_ids),
         "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": spec.created_at,
         "DataTiering": "disabled",

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from cacheyard.api.handlers import parameter_groups, snapshots
+from cacheyard.api.handlers import parameter_groups, snapshots, user_group_links
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.group_view import current_primary, group_view
 from cacheyard.api.handlers.paging import page
@@ -51,10 +51,6 @@ _NOT_YET = {
     "ServerlessCacheSnapshotName": "Restoring from a snapshot",
     "AtRestEncryptionEnabled": "Encryption at rest",
     "KmsKeyId": "Encryption at rest",
-    "UserGroupIds": "RBAC user groups",
-    "UserGroupIdsToAdd": "RBAC user groups",
-    "UserGroupIdsToRemove": "RBAC user groups",
-    "RemoveUserGroups": "RBAC user groups",
     "DataTieringEnabled": "Data tiering",
     "NodeGroupConfiguration": "Node group configuration (cluster mode)",
 }
@@ -148,6 +144,12 @@ async def create(ctx: Context, params: Params) -> Params:
                 ),
                 auth_token_modified=now,
             )
+        group = replace(
+            group,
+            user_group_ids=await user_group_links.for_new_cache(
+                tx, params, group.transit_encryption
+            ),
+        )
         record = new_record(ctx, keys.REPLICATION_GROUP, "replicationgroup", group_id, group, now)
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
@@ -297,7 +299,7 @@ async def modify(ctx: Context, params: Params) -> Params:
     async with ctx.store.transaction() as tx:
         record = await get_group(tx, params["ReplicationGroupId"])
         require_available(record)
-        group = load(ReplicationGroupSpec, record.spec)
+        group = current = load(ReplicationGroupSpec, record.spec)
         if params.get("CacheNodeType") not in (None, group.node_type):
             raise faults.InvalidParameterCombinationException(
                 "Changing the node type of a group is not supported by this Cacheyard version."
@@ -340,7 +342,13 @@ async def modify(ctx: Context, params: Params) -> Params:
                 auth_token_modified=ctx.clock.now(),
             )
         group = replace(group, multi_az=multi_az)
-        status = record.status
+        # Until every member takes the new tokens.
+        status = statuses.MODIFYING if group.auth_tokens != current.auth_tokens else record.status
+        user_groups = await user_group_links.modified(tx, params, group)
+        if user_groups != group.user_group_ids:
+            # A user group's `default` user takes the AUTH token's place (AWS's migration).
+            group = replace(group, user_group_ids=user_groups, auth_tokens=())
+            status = statuses.MODIFYING
         primary_id = params.get("PrimaryClusterId")
         if primary_id is not None and primary_id.lower() != current_primary(record):
             if primary_id.lower() not in group.member_ids:

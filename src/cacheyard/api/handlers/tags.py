@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cacheyard.api.handlers import sasl_links
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.resources import MAX_TAGS, resource_for_arn, tags_param
 from cacheyard.domain import faults
@@ -24,8 +25,12 @@ async def add(ctx: Context, params: Params) -> Params:
             raise faults.TagQuotaPerResourceExceeded(
                 f"A resource can have at most {MAX_TAGS} tags."
             )
+        changed = await sasl_links.retagged(tx, record, new)
         await tx.set_tags(record.arn, new)
-        return _tag_list(await tx.tags(record.arn))
+        answer = _tag_list(await tx.tags(record.arn))
+    if changed:
+        ctx.controller.enqueue(record.kind, record.id)
+    return answer
 
 
 async def remove(ctx: Context, params: Params) -> Params:
@@ -35,6 +40,7 @@ async def remove(ctx: Context, params: Params) -> Params:
         missing = [k for k in params["TagKeys"] if k not in existing]
         if missing:
             raise faults.TagNotFoundFault(f"Tag {missing[0]} not found on {record.arn}.")
+        sasl_links.check_removal(record, params["TagKeys"])
         await tx.remove_tags(record.arn, params["TagKeys"])
         return _tag_list(await tx.tags(record.arn))
 

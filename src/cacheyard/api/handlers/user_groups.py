@@ -1,7 +1,8 @@
 """RBAC user groups: create, describe, modify, delete.
 
-A group cannot be attached to a cache yet (ReplicationGroups stays empty), so
-nothing is applied to engines and a change is complete when it is written.
+A change to a group attached to caches leaves it `modifying` until every node of
+them holds the new users (user_group_links.py); an unattached group's change is
+complete when it is written.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from cacheyard.api.handlers import user_group_links
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import new_record, tags_param
 from cacheyard.api.handlers.users import all_users
+from cacheyard.controller import keys
 from cacheyard.domain import faults, statuses, users
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.users import UserGroupSpec, UserSpec
@@ -32,7 +35,7 @@ async def _user_specs(ctx: Context, tx: Transaction) -> dict[str, UserSpec]:
     return {i: load(UserSpec, r.spec) for i, r in (await all_users(ctx, tx)).items()}
 
 
-def group_view(record: Record, status: str | None = None) -> Params:
+def group_view(record: Record, caches: list[str], status: str | None = None) -> Params:
     spec = load(UserGroupSpec, record.spec)
     return {
         "UserGroupId": spec.user_group_id,
@@ -40,7 +43,7 @@ def group_view(record: Record, status: str | None = None) -> Params:
         "Engine": spec.engine,
         "UserIds": list(spec.user_ids),
         "MinimumEngineVersion": users.MINIMUM_ENGINE_VERSION,
-        "ReplicationGroups": [],
+        "ReplicationGroups": caches,
         "ServerlessCaches": [],
         "ARN": record.arn,
     }
@@ -73,7 +76,7 @@ async def create(ctx: Context, params: Params) -> Params:
         )
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
-    return group_view(record)
+    return group_view(record, [])
 
 
 async def describe(ctx: Context, params: Params) -> Params:
@@ -82,7 +85,8 @@ async def describe(ctx: Context, params: Params) -> Params:
             records = [await _get(tx, params["UserGroupId"])]
         else:
             records = await tx.all(users.USER_GROUP)
-    return page([group_view(r) for r in records], [r.id for r in records], "UserGroups", params)
+        views = [group_view(r, await user_group_links.caches_of(tx, r.id)) for r in records]
+    return page(views, [r.id for r in records], "UserGroups", params)
 
 
 async def modify(ctx: Context, params: Params) -> Params:
@@ -102,7 +106,11 @@ async def modify(ctx: Context, params: Params) -> Params:
         record = await tx.update_spec(
             users.USER_GROUP, record.id, dump(replace(spec, user_ids=user_ids)), users.ACTIVE
         )
-    return group_view(record)
+        caches = await user_group_links.mark_changing(tx, [record.id])
+        record = await _get(tx, record.id)
+        view = group_view(record, await user_group_links.caches_of(tx, record.id))
+    user_group_links.reconcile(ctx, caches)
+    return view
 
 
 async def delete(ctx: Context, params: Params) -> Params:
@@ -111,5 +119,14 @@ async def delete(ctx: Context, params: Params) -> Params:
         users.require_active(
             record.status, f"User group {record.id}", faults.InvalidUserGroupStateFault
         )
+        caches = await user_group_links.caches_of(tx, record.id) + [
+            r.id
+            for r in await tx.all(keys.CACHE_CLUSTER)
+            if r.spec.get("sasl_user_group") == record.id
+        ]
+        if caches:
+            raise faults.InvalidUserGroupStateFault(
+                f"User group {record.id} is associated with {caches[0]}."
+            )
         await tx.delete(users.USER_GROUP, record.id)
-    return group_view(record, status=statuses.DELETING)
+    return group_view(record, [], status=statuses.DELETING)

@@ -1,10 +1,10 @@
 """RBAC users: create, describe, modify, delete.
 
-Nothing is applied to engines yet (user groups cannot be attached to caches in
-this version), so a change is complete when it is written and a user stays
-``active``. The built-in ``default`` user is written the first time any user
-or user group call needs it. Passwords are hashed before anything else sees
-them; no answer, event, log line or message carries one.
+A user in a group attached to caches is `modifying` after a change until every
+node holds it; otherwise a change is complete when it is written. The built-in
+``default`` user is written the first time any user or user group call needs it.
+Passwords are hashed before anything else sees them; no answer, event, log line
+or message carries one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from cacheyard.api.handlers import user_group_links
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import new_record, tags_param
@@ -107,7 +108,14 @@ async def create(ctx: Context, params: Params) -> Params:
         )
         await tx.insert(record)
         await tx.set_tags(record.arn, tags)
+        await tx.set_user_passwords(spec.user_id, _sealed_passwords(spec, params))
     return user_view(record, [])
+
+
+def _sealed_passwords(spec: UserSpec, params: Params) -> list[str]:
+    if spec.authentication.type != users.PASSWORD:
+        return []
+    return users.clear_passwords(params.get("Passwords"), params.get("AuthenticationMode"))
 
 
 async def describe(ctx: Context, params: Params) -> Params:
@@ -132,16 +140,14 @@ async def modify(ctx: Context, params: Params) -> Params:
     if params.get("Engine") is not None:
         users.engine(params["Engine"])
     spec = load(UserSpec, record.spec)
+    authentication = users.changed_authentication(
+        params.get("Passwords"),
+        params.get("NoPasswordRequired"),
+        params.get("AuthenticationMode"),
+        spec.authentication,
+    )
     new = users.modified(
-        spec,
-        params.get("AccessString"),
-        params.get("AppendAccessString"),
-        users.changed_authentication(
-            params.get("Passwords"),
-            params.get("NoPasswordRequired"),
-            params.get("AuthenticationMode"),
-            spec.authentication,
-        ),
+        spec, params.get("AccessString"), params.get("AppendAccessString"), authentication
     )
     if new.access_string != spec.access_string:
         await check_access_string(ctx, new.access_string)
@@ -149,8 +155,13 @@ async def modify(ctx: Context, params: Params) -> Params:
         current = await get_user(ctx, tx, user_id)
         if current.generation != record.generation:  # changed while the engine judged it
             raise faults.InvalidUserStateFault(f"User {user_id} is being modified.")
-        record = await tx.update_spec(users.USER, user_id, dump(new), users.ACTIVE)
+        if authentication is not None:
+            await tx.set_user_passwords(user_id, _sealed_passwords(new, params))
         groups = await tx.all(users.USER_GROUP)
+        caches = await user_group_links.mark_changing(tx, group_ids_of(user_id, groups))
+        status = statuses.MODIFYING if caches else users.ACTIVE
+        record = await tx.update_spec(users.USER, user_id, dump(new), status)
+    user_group_links.reconcile(ctx, caches)
     return user_view(record, group_ids_of(user_id, groups))
 
 
@@ -175,5 +186,8 @@ async def delete(ctx: Context, params: Params) -> Params:
             await tx.update_spec(
                 users.USER_GROUP, group.id, dump(replace(spec, user_ids=remaining)), group.status
             )
+        caches = await user_group_links.mark_changing(tx, [g.id for g in groups])
         await tx.delete(users.USER, user_id)
+        await tx.set_user_passwords(user_id, [])
+    user_group_links.reconcile(ctx, caches)
     return user_view(record, [g.id for g in groups], status=statuses.DELETING)
