@@ -26,7 +26,7 @@ def test_the_ca_is_made_once_with_a_private_key_only_we_can_read(tmp_path: Path)
     cert = ca.ensure()
     first = cert.read_bytes()
     assert mode(tmp_path / "ca" / "ca.key") == 0o600
-    assert mode(cert) == 0o644
+    assert mode(cert) == 0o600
     assert ca.ensure() == cert and cert.read_bytes() == first
     check = subprocess.run(
         ["openssl", "x509", "-in", str(cert), "-noout", "-subject", "-ext", "basicConstraints"],

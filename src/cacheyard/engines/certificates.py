@@ -28,8 +28,9 @@ CA_LIFETIME = timedelta(days=3650)
 NODE_LIFETIME = timedelta(days=397)  # the longest lifetime browsers and tools accept
 # A certificate is renewed when less than this is left.
 RENEW_BEFORE = timedelta(days=30)
+# Keys and certificates alike (issue 5): whoever runs clients reads the CA's
+# certificate as the data directory's owner, or gets a copy from `cacheyard ca`.
 PRIVATE = 0o600
-PUBLIC = 0o644  # certificates are public: clients must be able to read the CA's
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         _write(self._root / CA_KEY, _key_pem(key), PRIVATE)
-        _write(self.cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+        _write(self.cert_path, cert.public_bytes(serialization.Encoding.PEM), PRIVATE)
         return self.cert_path
 
     def issue(self, directory: Path, common_name: str, addresses: Sequence[str]) -> NodeCertificate:
@@ -120,7 +121,7 @@ class CertificateAuthority:
         )
         directory.mkdir(parents=True, exist_ok=True)
         _write(issued.key, _key_pem(key), PRIVATE)
-        _write(issued.cert, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+        _write(issued.cert, cert.public_bytes(serialization.Encoding.PEM), PRIVATE)
         return issued
 
 
