@@ -9,7 +9,9 @@ instead, spreads keys over the nodes with pymemcache's ``HashClient``
 and asks again periodically (and on ``refresh()``), rebuilding the hash ring
 only when the version grew.
 
-pymemcache has no asyncio client, so there is no asyncio twin here.
+pymemcache has no asyncio client: the asyncio twin,
+:mod:`cacheyard.client.memcached_async`, speaks the text protocol itself and
+shares the parser, the endpoint syntax and the key-to-node mapping with this one.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     body, trailer = rest[:length], rest[length:]
     if len(body) != length or trailer != b"\r\nEND\r\n":
         raise DiscoveryError("cluster configuration truncated or not followed by END")
-    lines = body.decode("ascii").split("\n")
+    try:
+        lines = body.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise DiscoveryError(f"cluster configuration not ASCII: {body[:80]!r}") from None
     if len(lines) < 2 or not lines[0].strip().isdigit():
         raise DiscoveryError(f"bad cluster configuration body: {body[:80]!r}")
     nodes = []
@@ -78,6 +83,33 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     return ClusterConfig(int(lines[0]), tuple(nodes))
 
 
+def config_reply_complete(reply: bytes) -> bool:
+    """Whether a ``config get cluster`` answer read so far is whole (or an error)."""
+    return reply.endswith(b"END\r\n") or reply.startswith(b"ERROR")
+
+
+def split_endpoint(config_endpoint: str, port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """``host`` or ``host:port``; ``port`` when the endpoint names none."""
+    host, sep, given_port = config_endpoint.rpartition(":")
+    if sep and given_port.isdigit():
+        return host, int(given_port)
+    return config_endpoint, port
+
+
+def node_name(address: tuple[str, int]) -> str:
+    """A node's name in the hash ring: ``host:port``, as pymemcache's ``HashClient`` names it.
+
+    Rendezvous hashing scores ``f"{name}-{key}"``, so clients that agree on the
+    names (and the hash) put every key on the same node.
+    """
+    return f"{address[0]}:{address[1]}"
+
+
+def node_address(name: str) -> tuple[str, int]:
+    host, _, port = name.rpartition(":")
+    return host, int(port)
+
+
 def fetch_cluster_config(
     host: str, port: int = DEFAULT_PORT, timeout: float = 2.0
 ) -> ClusterConfig:
@@ -85,7 +117,7 @@ def fetch_cluster_config(
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(CONFIG_COMMAND)
         reply = b""
-        while not reply.endswith(b"END\r\n") and not reply.startswith(b"ERROR"):
+        while not config_reply_complete(reply):
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -111,10 +143,7 @@ class AutoDiscoveryClient:
         timeout: float = 2.0,
         **client_options: Any,
     ) -> None:
-        host, sep, given_port = config_endpoint.rpartition(":")
-        self.endpoint = (host, int(given_port)) if sep and given_port.isdigit() else (
-            config_endpoint, port
-        )  # fmt: skip
+        self.endpoint = split_endpoint(config_endpoint, port)
         self.refresh_interval = refresh_interval
         self._timeout = timeout
         self._options = {"connect_timeout": timeout, "timeout": timeout, **client_options}
@@ -161,8 +190,7 @@ class AutoDiscoveryClient:
         """The node address a key hashes to (for tests and diagnostics)."""
         with self._lock:
             server: str = self._client.hasher.get_node(key)
-        host, _, port = server.rpartition(":")
-        return host, int(port)
+        return node_address(server)
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
