@@ -3,9 +3,7 @@
 Issue 5 asks for redis-benchmark over TLS through Cacheyard against a bare
 redis-server with the same TLS settings, in the same run (goal: at least 0.95
 of its throughput), and for the cost of IAM-authenticated connections against
-password ones. IAM authentication is not built yet: the second part measures
-connections with an AUTH token against connections with no AUTH, so the IAM
-line can be added next to them later.
+password ones.
 
 In the same run on the same machine:
 
@@ -22,11 +20,23 @@ In the same run on the same machine:
   handshake verified against the CA, AUTH (or not) and PING, to a 1-node
   cluster with ``AuthToken`` and one without, and to bare servers with and
   without the same token (the ``default`` user's password, as Cacheyard sets
-  it). Two clients: ``redis-benchmark -k 0 -c 50 -t ping_mbulk`` (50
-  connections at a time, AUTH sent in the same write as the PING) and one
-  serial client on Python's ``ssl`` (AUTH and PING each waiting for their
-  reply, as client libraries do). The servers' CPU time per connection is
-  read from /proc around each run.
+  it); and to a 1-node TLS replication group whose user group holds a
+  ``default`` user with a password, an RBAC password user and an IAM user
+  (``AuthenticationMode`` ``iam``), as the password user (``AUTH <user>
+  <password>``) and as the IAM user (``AUTH <user> <token>``, the token signed
+  with the service's admin key by ``cacheyard.client.iam_token``). Cacheyard
+  gives the IAM user the SHA-256 of every token valid now (one per signing
+  second of the 15-minute window, per allowed key) as its ACL passwords, so
+  Redis compares the token's hash with about a thousand of them instead of
+  one or two: the IAM / password ratio on the same node is that cost, and the
+  report says how many passwords each user holds (``ACL GETUSER``). The token
+  is made once and reused for every connection, as ``IamCredentialProvider``
+  does (a new one only when it nears its expiry). Two clients:
+  ``redis-benchmark -k 0 -c 50 -t ping_mbulk`` (50 connections at a time,
+  AUTH sent in the same write as the PING) and one serial client on Python's
+  ``ssl`` (AUTH and PING each waiting for their reply, as client libraries
+  do). The servers' CPU time per connection is read from /proc around each
+  run.
 
     .venv/bin/python bench/tls.py --rounds 3
 """
@@ -34,6 +44,7 @@ In the same run on the same machine:
 from __future__ import annotations
 
 import argparse
+import configparser
 import hashlib
 import os
 import platform
@@ -45,12 +56,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import redis
 from bench_helpers import (
+    REGION,
     BenchError,
     Service,
     delete_group,
@@ -70,6 +82,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from cacheyard.client.iam_token import AwsCredentials, IamCredentialProvider
 from cacheyard.engines.certificates import CertificateAuthority
 
 NODE_TYPE = "cache.t3.micro"
@@ -88,11 +101,16 @@ READY_TIMEOUT = 60.0
 BENCH_TIMEOUT = 300.0
 PROBE_TIMEOUT = 1.0
 PARTS = ("node", "group", "auth")
-AUTHS = ("none", "token")
 SIDES = ("cacheyard", "bare")
 CLUSTER_ID = "bench-tls-1"
 TOKEN_CLUSTER_ID = "bench-tls-auth"
 GROUP_ID = "bench-tls-3"
+IAM_GROUP_ID = "bench-tls-iam"
+USER_GROUP_ID = "bench-tls-users"
+DEFAULT_USER_ID = "bench-tls-default"
+PASSWORD_USER = "bench-tls-password"  # user id and user name
+IAM_USER = "bench-tls-iam-user"  # user id and user name (the same, as IAM requires)
+ACCESS_STRING = "on ~* +@all"
 _RESULT = re.compile(r"^([A-Z_]+): ([0-9.]+) requests per second")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -113,11 +131,19 @@ class AuthSamples:
 
 @dataclass(frozen=True)
 class Target:
-    """A server to connect to: where, with which token, and its process (for its CPU time)."""
+    """A server to connect to: where, as which user with which token (or password), and
+    its process (for its CPU time). ``tokens`` gives the token to use now, when it
+    changes over time (an IAM token)."""
 
     address: str
     token: str | None
     pid: int | None
+    user: str | None = None
+    tokens: Callable[[], str] | None = None
+
+    def current(self) -> Target:
+        """This target with the token to connect with now."""
+        return self if self.tokens is None else replace(self, token=self.tokens())
 
 
 @dataclass
@@ -126,6 +152,8 @@ class Results:
     throughput: dict[tuple[str, str, int], Samples] = field(default_factory=dict)
     # (client, auth) -> connections/s and CPU per connection
     auth: dict[tuple[str, str], AuthSamples] = field(default_factory=dict)
+    # user -> how many passwords it holds on the IAM group's node, before and after the runs
+    passwords: dict[str, list[int]] = field(default_factory=dict)
     # How each scenario's TLS settings compared, printed with the report.
     notes: list[str] = field(default_factory=list)
 
@@ -133,8 +161,11 @@ class Results:
 # -- Clients ------------------------------------------------------------------------------
 
 
-def tls_client(address: str, ca: str, token: str | None = None) -> redis.Redis:
-    """A redis-py client that verifies the node against the CA by address; one attempt."""
+def tls_client(
+    address: str, ca: str, token: str | None = None, user: str | None = None
+) -> redis.Redis:
+    """A redis-py client that verifies the node against the CA by address; one attempt.
+    With ``user``, it authenticates as that user (``AUTH user token``)."""
     return redis.Redis(
         host=address,
         port=PORT,
@@ -142,6 +173,7 @@ def tls_client(address: str, ca: str, token: str | None = None) -> redis.Redis:
         ssl_ca_certs=ca,
         ssl_cert_reqs="required",
         ssl_check_hostname=True,
+        username=user,
         password=token,
         socket_timeout=PROBE_TIMEOUT,
         socket_connect_timeout=PROBE_TIMEOUT,
@@ -150,9 +182,12 @@ def tls_client(address: str, ca: str, token: str | None = None) -> redis.Redis:
     )
 
 
-def tls_info(address: str, ca: str, section: str, token: str | None = None) -> dict[str, Any]:
-    """``INFO section`` over TLS, or {} when the server does not answer (yet)."""
-    client = tls_client(address, ca, token)
+def tls_info(
+    address: str, ca: str, section: str, token: str | None = None, user: str | None = None
+) -> dict[str, Any]:
+    """``INFO section`` over TLS, or {} when the server does not answer (yet) or refuses
+    the credentials."""
+    client = tls_client(address, ca, token, user)
     try:
         info: dict[str, Any] = client.info(section)
         return info
@@ -211,6 +246,7 @@ def redis_benchmark(
     *,
     pipeline: int = 1,
     token: str | None = None,
+    user: str | None = None,
     reconnect: bool = False,
 ) -> dict[str, float]:
     """Requests per second per test, as ``redis-benchmark --tls -q`` prints them."""
@@ -226,6 +262,9 @@ def redis_benchmark(
         argv += ["-k", "0"]
     shown = " ".join(argv)
     if token is not None:
+        if user is not None:
+            argv += ["--user", user]
+            shown += f" --user {user}"
         argv += ["-a", token]
         shown += " -a <token>"
     try:
@@ -268,9 +307,12 @@ def _reply(connection: ssl.SSLSocket) -> bytes:
 
 def serial_connections(target: Target, context: ssl.SSLContext, count: int) -> float:
     """Connections per second of one client that, ``count`` times: connects, completes a
-    full TLS handshake (the node verified by address), sends AUTH when it has a token and
-    waits for OK, then PING and waits for PONG, and closes."""
-    auth = _command("AUTH", target.token) if target.token is not None else None
+    full TLS handshake (the node verified by address), sends AUTH when it has a token (as
+    its user, when it has one) and waits for OK, then PING and waits for PONG, and closes."""
+    auth = None
+    if target.token is not None:
+        user = () if target.user is None else (target.user,)
+        auth = _command("AUTH", *user, target.token)
     ping = _command("PING")
     started = time.perf_counter()
     for _ in range(count):
@@ -381,6 +423,116 @@ def create_group(client: Any, ca: str, group_id: str, nodes: int) -> str:
 
     poll_until(ready, READY_TIMEOUT, 0.05, f"creating {group_id}")
     return endpoint[-1]
+
+
+def admin_credentials(data_dir: Path) -> AwsCredentials:
+    """The service's admin key pair (AdministratorAccess: it may connect as IAM users)."""
+    credentials = configparser.ConfigParser()
+    credentials.read(data_dir / "credentials")
+    profile = credentials["default"]
+    return AwsCredentials(profile["aws_access_key_id"], profile["aws_secret_access_key"])
+
+
+@dataclass(frozen=True)
+class IamGroup:
+    """The IAM group's node as its password user and as its IAM user, and the ``default``
+    user's password (to read the node's ACL)."""
+
+    password: Target
+    iam: Target
+    default_password: str
+
+
+def create_iam_group(client: Any, data_dir: Path, ca: str, credentials: AwsCredentials) -> IamGroup:
+    """A 1-node TLS replication group whose user group holds a ``default`` user with a
+    password, an RBAC password user and an IAM user; once both users authenticate."""
+    default_password, password = secrets.token_hex(16), secrets.token_hex(16)
+    client.create_user(
+        UserId=DEFAULT_USER_ID,
+        UserName="default",
+        Engine="redis",
+        AccessString=ACCESS_STRING,
+        Passwords=[default_password],
+    )
+    client.create_user(
+        UserId=PASSWORD_USER,
+        UserName=PASSWORD_USER,
+        Engine="redis",
+        AccessString=ACCESS_STRING,
+        Passwords=[password],
+    )
+    client.create_user(
+        UserId=IAM_USER,
+        UserName=IAM_USER,
+        Engine="redis",
+        AccessString=ACCESS_STRING,
+        AuthenticationMode={"Type": "iam"},
+    )
+    client.create_user_group(
+        UserGroupId=USER_GROUP_ID,
+        Engine="redis",
+        UserIds=[DEFAULT_USER_ID, PASSWORD_USER, IAM_USER],
+    )
+    client.create_replication_group(
+        ReplicationGroupId=IAM_GROUP_ID,
+        ReplicationGroupDescription="tls bench, IAM",
+        CacheNodeType=NODE_TYPE,
+        Engine="redis",
+        NumCacheClusters=1,
+        TransitEncryptionEnabled=True,
+        UserGroupIds=[USER_GROUP_ID],
+    )
+    found: list[tuple[str, str, str]] = []  # (primary endpoint, member cluster, region)
+
+    def available() -> bool:
+        groups = client.describe_replication_groups(ReplicationGroupId=IAM_GROUP_ID)
+        group = groups["ReplicationGroups"][0]
+        if group["Status"] != "available":
+            return False
+        user_group = client.describe_user_groups(UserGroupId=USER_GROUP_ID)["UserGroups"][0]
+        if user_group["Status"] != "active":  # until the node holds the group's users
+            return False
+        address = str(group["NodeGroups"][0]["PrimaryEndpoint"]["Address"])
+        region = str(group["ARN"]).split(":")[3]
+        found.append((address, str(group["MemberClusters"][0]), region))
+        return True
+
+    poll_until(available, READY_TIMEOUT, 0.05, f"creating {IAM_GROUP_ID}")
+    address, member, region = found[-1]
+    pid = process_in(data_dir / "clusters" / member / "nodes" / "0001")
+    if pid is None:
+        print(f"warning: no process found for {member}: no CPU figures", file=sys.stderr)
+    provider = IamCredentialProvider(IAM_GROUP_ID, IAM_USER, region, credentials)
+    group = IamGroup(
+        Target(address, password, pid, PASSWORD_USER),
+        Target(address, None, pid, IAM_USER, provider.token),
+        default_password,
+    )
+
+    def authenticates() -> bool:
+        # The controller installs the token hashes in a pass after the users.
+        for target in (group.password, group.iam.current()):
+            if not tls_info(address, ca, "server", target.token, target.user).get("redis_version"):
+                return False
+        return True
+
+    poll_until(authenticates, READY_TIMEOUT, 0.05, f"IAM authentication on {IAM_GROUP_ID}")
+    return group
+
+
+def held_passwords(address: str, ca: str, default_password: str, user: str) -> int:
+    """How many passwords ``user`` holds on the node: ``ACL GETUSER`` as ``default``."""
+    client = tls_client(address, ca, default_password)
+    try:
+        found = client.acl_getuser(user)
+    except (RedisError, OSError) as exc:
+        raise BenchError(f"ACL GETUSER {user} on {address}: {exc!r}") from exc
+    finally:
+        client.close()
+    passwords = found.get("passwords", []) if found else None
+    if not isinstance(passwords, list):
+        raise BenchError(f"ACL GETUSER {user} on {address} answered {found!r}")
+    return len(passwords)
 
 
 # -- The bare side ------------------------------------------------------------------------
@@ -501,7 +653,7 @@ def measure_auth(
     args: argparse.Namespace,
     results: Results,
 ) -> None:
-    """Connections/s with and without the token, on both sides, for both clients."""
+    """Connections/s of every target (side, auth), for both clients, in alternating order."""
     context = ssl.create_default_context(cafile=ca)  # verifies the node by address
     runs: dict[str, Callable[[Target], tuple[float, int]]] = {
         BENCHMARK_CLIENT: lambda target: (
@@ -512,6 +664,7 @@ def measure_auth(
                 args.connections,
                 args.clients,
                 token=target.token,
+                user=target.user,
                 reconnect=True,
             )["PING_MBULK"],
             args.connections,
@@ -521,12 +674,12 @@ def measure_auth(
             args.serial_connections,
         ),
     }
-    cells = [(side, auth) for side in SIDES for auth in AUTHS]
+    cells = list(targets)
     for index in range(args.warmup + args.rounds):
         warmup = index < args.warmup
         for name, run_one in runs.items():
             for side, auth in alternate(cells, index):
-                target = targets[(side, auth)]
+                target = targets[(side, auth)].current()  # an IAM token: reused until near expiry
                 before = cpu_seconds(target.pid)
                 rate, count = run_one(target)
                 after = cpu_seconds(target.pid)
@@ -543,7 +696,7 @@ def measure_auth(
                 if args.verbose:
                     shown = f"{cpu:.0f} us/conn" if cpu is not None else "CPU unknown"
                     print(
-                        f"  run {index + 1:>2} {name:<20} {side:<9} {auth:<5}"
+                        f"  run {index + 1:>2} {name:<20} {side:<9} {auth:<8}"
                         f" {rate:>9,.0f} conn/s  server {shown}"
                         + ("  (warm-up, not counted)" if warmup else ""),
                         flush=True,
@@ -600,6 +753,7 @@ def run_single(
     """The 1-node throughput scenario, then the AUTH cost (which reuses its servers)."""
     processes: list[subprocess.Popen[bytes]] = []
     created: list[str] = []
+    groups: list[str] = []
     try:
         cacheyard = create_cluster(client, data_dir, ca, CLUSTER_ID, None)
         created.append(CLUSTER_ID)
@@ -615,18 +769,27 @@ def run_single(
             created.append(TOKEN_CLUSTER_ID)
             bare_token = bare.start(BARE_TOKEN, processes, token=token)
             bare.wait_ready(bare_token, 0, processes)
+            iam = create_iam_group(client, data_dir, ca, admin_credentials(data_dir))
+            groups.append(IAM_GROUP_ID)
             targets = {
                 ("cacheyard", "none"): cacheyard,
                 ("cacheyard", "token"): with_token,
                 ("bare", "none"): single,
                 ("bare", "token"): bare_token,
+                ("cacheyard", "password"): iam.password,
+                ("cacheyard", "iam"): iam.iam,
             }
             check_token_required(targets, ca)
+            check_users_required(iam, ca)
+            count_passwords(iam, ca, results)
             measure_auth(targets, ca, args, results)
+            count_passwords(iam, ca, results)
     finally:
         stop_processes(processes)
     for cluster_id in created:
         delete_cluster(client, cluster_id)
+    for group_id in groups:
+        delete_group(client, group_id)
 
 
 def check_token_required(targets: dict[tuple[str, str], Target], ca: str) -> None:
@@ -643,6 +806,42 @@ def check_token_required(targets: dict[tuple[str, str], Target], ca: str) -> Non
         finally:
             probe.close()
         raise BenchError(f"{side} token server {target.address} answered PING without AUTH")
+
+
+def check_users_required(group: IamGroup, ca: str) -> None:
+    """The IAM group's node refuses a client without AUTH, the password user with another
+    password and the IAM user with a token signed by an unknown key: Redis really checks
+    what the users send."""
+    address = group.password.address
+    forged = IamCredentialProvider(
+        IAM_GROUP_ID,
+        IAM_USER,
+        REGION,
+        AwsCredentials("AKIAUNKNOWNKEY000000", secrets.token_hex(20)),
+    )
+    refused = {
+        "no AUTH": (None, None),
+        f"{PASSWORD_USER} with another password": (secrets.token_hex(16), PASSWORD_USER),
+        f"{IAM_USER} with a forged token": (forged.token(), IAM_USER),
+    }
+    for what, (token, user) in refused.items():
+        probe = tls_client(address, ca, token, user)
+        try:
+            probe.ping()
+        except redis.AuthenticationError:
+            continue
+        except (RedisError, OSError) as exc:
+            raise BenchError(f"{IAM_GROUP_ID} {address}, {what}: {exc!r}") from exc
+        finally:
+            probe.close()
+        raise BenchError(f"{IAM_GROUP_ID} {address} answered PING, {what}")
+
+
+def count_passwords(group: IamGroup, ca: str, results: Results) -> None:
+    address = group.iam.address
+    for user in (IAM_USER, PASSWORD_USER):
+        held = held_passwords(address, ca, group.default_password, user)
+        results.passwords.setdefault(user, []).append(held)
 
 
 def run_group(client: Any, ca: str, bare: Bare, args: argparse.Namespace, results: Results) -> None:
@@ -668,7 +867,7 @@ def _runs(samples: Samples, scale: float, unit: str) -> str:
     def shown(values: list[float]) -> str:
         return " ".join(f"{v / scale:.0f}{unit}" for v in values)
 
-    return f"{shown(samples.cacheyard)} / {shown(samples.bare)}"
+    return f"{shown(samples.cacheyard)} / {shown(samples.bare) or '-'}"
 
 
 def header(args: argparse.Namespace) -> None:
@@ -722,27 +921,33 @@ def report_auth(results: Results, args: argparse.Namespace) -> None:
         "AUTH cost: connections/s, each a new TCP connection + full TLS handshake (CA"
         " verified) + AUTH or not + PING, 1 node\n"
         f"{BENCHMARK_CLIENT}: redis-benchmark --tls -k 0 -c {args.clients} -n"
-        f" {args.connections} -t ping_mbulk [-a token] (AUTH in the PING's write);\n"
+        f" {args.connections} -t ping_mbulk [--user user] [-a token] (AUTH in the PING's"
+        " write);\n"
         f"{SERIAL_CLIENT}: Python ssl, {args.serial_connections} connections, AUTH and PING"
         " each awaited.\n"
-        "IAM authentication is not built yet: an AUTH token against no AUTH stands in for"
-        " IAM against password."
+        "AUTH none/token: the default user, on a cluster without and with AuthToken;"
+        f" password/iam: AUTH <user> <password or IAM token>\non the 1-node group"
+        f" {IAM_GROUP_ID} ({PASSWORD_USER}, {IAM_USER}; Cacheyard only)."
     )
     print()
     title = (
-        f"{'client':<20} {'AUTH':<6} {'Cacheyard':>10} {'bare':>10} {'ratio':>7}"
+        f"{'client':<20} {'AUTH':<8} {'Cacheyard':>10} {'bare':>10} {'ratio':>7}"
         f" {'server us/conn':>16}   runs (Cacheyard / bare)"
     )
     print(title)
     print("-" * len(title))
     for (name, auth), samples in results.auth.items():
-        cacheyard, bare = median(samples.rate.cacheyard), median(samples.rate.bare)
-        ratio = cacheyard / bare if bare > 0 else 0.0
-        cpu = "-"
-        if samples.cpu.cacheyard and samples.cpu.bare:
-            cpu = f"{median(samples.cpu.cacheyard):.0f} / {median(samples.cpu.bare):.0f}"
+        cacheyard = median(samples.rate.cacheyard)
+        bare, ratio, cpu = "-", "-", "-"
+        if samples.rate.bare:
+            measured = median(samples.rate.bare)
+            bare = f"{measured:,.0f}"
+            ratio = f"{cacheyard / measured:.3f}" if measured > 0 else "0.000"
+        if samples.cpu.cacheyard:
+            theirs = f"{median(samples.cpu.bare):.0f}" if samples.cpu.bare else "-"
+            cpu = f"{median(samples.cpu.cacheyard):.0f} / {theirs}"
         print(
-            f"{name:<20} {auth:<6} {cacheyard:>10,.0f} {bare:>10,.0f} {ratio:>7.3f}"
+            f"{name:<20} {auth:<8} {cacheyard:>10,.0f} {bare:>10} {ratio:>7}"
             f" {cpu:>16}   {_runs(samples.rate, 1, '')}"
         )
     print()
@@ -756,6 +961,30 @@ def report_auth(results: Results, args: argparse.Namespace) -> None:
             authed = median(getattr(token.rate, side))
             costs.append(f"{'Cacheyard' if side == 'cacheyard' else side} {authed / plain:.3f}")
         print(f"Token / no AUTH, connections/s, {name}: {', '.join(costs)}")
+    for name in (BENCHMARK_CLIENT, SERIAL_CLIENT):
+        password = results.auth.get((name, "password"))
+        iam = results.auth.get((name, "iam"))
+        if password is None or iam is None:
+            continue
+        line = (
+            f"IAM / password user, connections/s, {name}: Cacheyard"
+            f" {median(iam.rate.cacheyard) / median(password.rate.cacheyard):.3f}"
+        )
+        if iam.cpu.cacheyard and password.cpu.cacheyard:
+            line += (
+                f" (server {median(iam.cpu.cacheyard):.0f} / "
+                f"{median(password.cpu.cacheyard):.0f} us/conn)"
+            )
+        print(line)
+    if results.passwords:
+        held = "; ".join(
+            f"{user} {' then '.join(str(count) for count in counts)}"
+            for user, counts in results.passwords.items()
+        )
+        print(
+            f"Passwords each user holds on {IAM_GROUP_ID}'s node (ACL GETUSER, before then"
+            f" after the runs): {held}"
+        )
 
 
 # -- Command line -------------------------------------------------------------------------
@@ -764,7 +993,7 @@ def report_auth(results: Results, args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="redis-benchmark over TLS through Cacheyard vs. a bare TLS redis-server,"
-        " and the cost of AUTH tokens on new connections."
+        " and the cost of AUTH tokens and IAM authentication on new connections."
     )
     parser.add_argument("--rounds", type=int, default=3, help="measured runs per side (default 3)")
     parser.add_argument(
