@@ -229,3 +229,21 @@ def test_detaching_the_group_opens_the_default_user_again(
         assert connect(address, ca).ping()
         assert refused(address, ca, "reader", PASSWORDS["rbac-reader"])
     assert node_group(done)["PrimaryEndpoint"]["Address"] == primary_address(group)
+
+
+def test_a_deleted_cache_lets_go_of_its_user_group(ec: BaseClient, group: dict[str, Any]) -> None:
+    wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+    create_group(
+        ec,
+        "rbac-brief",
+        members=1,
+        automatic_failover=False,
+        multi_az=False,
+        TransitEncryptionEnabled=True,
+        UserGroupIds=[USER_GROUP],
+    )
+    assert group_status(ec)["Status"] == "modifying"
+    wait_group_available(ec, "rbac-brief", timeout=60)
+    ec.delete_replication_group(ReplicationGroupId="rbac-brief")
+    wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+    wait_for(lambda: group_status(ec)["ReplicationGroups"] == [], timeout=30)

@@ -718,6 +718,7 @@ class ReplicationGroupReconciler:
             await asyncio.to_thread(reader_spread.stop, group.reader_endpoint)
         async with self._store.transaction() as tx:
             await tx.delete(REPLICATION_GROUP, group.group_id)
+            await settle_user_groups(tx)  # a user group it held may be waiting for it
             await tx.add_event(
                 events.Event(
                     events.REPLICATION_GROUP,
