@@ -7,11 +7,13 @@ ModifyCacheCluster, leaving the shared cluster as it found it.
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from service_helpers import describe, wait_for
+from service_helpers import describe, wait_available, wait_for
 
 from cacheyard.client.memcached import (
     AutoDiscoveryClient,
@@ -150,3 +152,62 @@ def test_follows_an_added_node(caches: Any, client: AutoDiscoveryClient) -> None
     wait_for(lambda: client.refresh() or client.version > grown_version, timeout=10)
     assert {node.address for node in client.nodes} == before == node_addresses(caches)
     assert client.set("shrunk", "yes") and client.get("shrunk") == b"yes"
+
+
+# -- TLS in transit ------------------------------------------------------------------
+
+
+def ca_path(caches: Any) -> str:
+    """The service's CA certificate, as `cacheyard ca` prints it."""
+    done = subprocess.run(
+        caches.service.command("ca"), capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def tls_endpoint(caches: Any) -> Iterator[str]:
+    """The configuration endpoint of a 2-node TLS cluster of this module's own."""
+    ec = caches.service.client()
+    ec.create_cache_cluster(
+        CacheClusterId="lib-mc-tls",
+        Engine="memcached",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=2,
+        TransitEncryptionEnabled=True,
+    )
+    try:
+        yield wait_available(ec, "lib-mc-tls")["ConfigurationEndpoint"]["Address"]
+    finally:
+        ec.delete_cache_cluster(CacheClusterId="lib-mc-tls")
+
+
+def test_tls_with_the_ca_file_or_a_context(caches: Any, tls_endpoint: str) -> None:
+    ca = ca_path(caches)
+    keys = [f"tls:{n}" for n in range(100)]
+    with AutoDiscoveryClient(tls_endpoint, refresh_interval=0, ssl_ca_certs=ca) as client:
+        assert len(client.nodes) == 2
+        for key in keys:
+            assert client.set(key, key)
+        assert len({client.node_for(key) for key in keys}) == 2
+        assert client.refresh() is False  # discovery again, over TLS
+    context = ssl.create_default_context(cafile=ca)
+    with AutoDiscoveryClient(tls_endpoint, refresh_interval=0, ssl_context=context) as client:
+        assert client.get_many(keys) == {key: key.encode() for key in keys}
+    # plaintext: the endpoint says nothing (the error says why that may be)
+    with pytest.raises(DiscoveryError, match="ssl_ca_certs"):
+        AutoDiscoveryClient(tls_endpoint, refresh_interval=0)
+    # the system's CAs do not know Cacheyard's
+    with pytest.raises(ssl.SSLCertVerificationError):
+        AutoDiscoveryClient(
+            tls_endpoint, refresh_interval=0, ssl_context=ssl.create_default_context()
+        )
+
+
+def test_tls_options_are_one_or_the_other(tls_endpoint: str) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        AutoDiscoveryClient(
+            tls_endpoint,
+            ssl_ca_certs="ca.crt",
+            ssl_context=ssl.create_default_context(),
+        )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -437,3 +439,56 @@ def test_keys_and_values_accepted() -> None:
     assert check_key("user:42|cart~") == b"user:42|cart~"
     with pytest.raises(TypeError):
         check_key(b"bytes")  # type: ignore[arg-type]
+
+
+# -- TLS in transit ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(caches: Any) -> Iterator[tuple[str, str]]:
+    """A 2-node TLS cluster's configuration endpoint, and the service's CA file."""
+    ec = caches.service.client()
+    ec.create_cache_cluster(
+        CacheClusterId="lib-mc-async-tls",
+        Engine="memcached",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=2,
+        TransitEncryptionEnabled=True,
+    )
+    done = subprocess.run(
+        caches.service.command("ca"), capture_output=True, text=True, timeout=30, check=True
+    )
+    try:
+        found = wait_available(ec, "lib-mc-async-tls")
+        yield found["ConfigurationEndpoint"]["Address"], done.stdout.strip()
+    finally:
+        ec.delete_cache_cluster(CacheClusterId="lib-mc-async-tls")
+
+
+async def test_tls_with_the_ca(tls_cluster: tuple[str, str]) -> None:
+    endpoint, ca = tls_cluster
+    keys = [f"tls:{n}" for n in range(100)]
+    client = await AsyncAutoDiscoveryClient.connect(
+        endpoint, refresh_interval=0, ssl_ca_certs=ca, max_pool_size=2
+    )
+    try:
+        assert all(await asyncio.gather(*(client.set(key, key) for key in keys)))
+        assert len({client.node_for(key) for key in keys}) == 2
+        assert await client.get_many(keys) == {key: key.encode() for key in keys}
+        assert len(await client.server_versions()) == 2
+        assert await client.refresh() is False  # discovery again, over TLS
+    finally:
+        # closing TLS connections does not wait on the nodes
+        async with asyncio.timeout(2):
+            await client.aclose()
+    context = ssl.create_default_context(cafile=ca)
+    async with AsyncAutoDiscoveryClient(endpoint, refresh_interval=0, ssl_context=context) as again:
+        assert await again.get("tls:0") == b"tls:0"
+    with pytest.raises(DiscoveryError, match="ssl_ca_certs"):
+        await AsyncAutoDiscoveryClient.connect(endpoint, refresh_interval=0)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await AsyncAutoDiscoveryClient.connect(
+            endpoint, refresh_interval=0, ssl_context=ssl.create_default_context()
+        )
+    with pytest.raises(ValueError, match="not both"):
+        AsyncAutoDiscoveryClient(endpoint, ssl_ca_certs=ca, ssl_context=context)

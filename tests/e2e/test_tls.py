@@ -165,16 +165,7 @@ def test_a_tls_group_replicates_fails_over_and_snapshots_over_tls(ec: BaseClient
 @pytest.mark.parametrize(
     ("call", "params", "code"),
     [
-        (
-            "create_cache_cluster",
-            {
-                "CacheClusterId": "tls-mc",
-                "Engine": "memcached",
-                "CacheNodeType": NODE_TYPE,
-                "TransitEncryptionEnabled": True,
-            },
-            "InvalidParameterCombination",
-        ),
+        # (Memcached TLS is built: tests/e2e/test_memcached_tls.py.)
         (
             "create_replication_group",
             {

@@ -9,6 +9,11 @@ instead, spreads keys over the nodes with pymemcache's ``HashClient``
 and asks again periodically (and on ``refresh()``), rebuilding the hash ring
 only when the version grew.
 
+A cluster created with ``TransitEncryptionEnabled`` speaks TLS only, on the
+configuration endpoint and on every node: give ``ssl_ca_certs`` (the CA file
+that ``cacheyard ca`` prints) or an ``ssl_context`` of your own. Every server
+is verified against the CA and by the address it is reached at.
+
 pymemcache has no asyncio client: the asyncio twin,
 :mod:`cacheyard.client.memcached_async`, speaks the text protocol itself and
 shares the parser, the endpoint syntax and the key-to-node mapping with this one.
@@ -17,7 +22,9 @@ shares the parser, the endpoint syntax and the key-to-node mapping with this one
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from types import TracebackType
@@ -57,6 +64,11 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     ``<n>`` is the body's length in bytes, as for a ``VALUE`` item: the body is
     read by length, not by lines, exactly as AWS's cluster clients do.
     """
+    if not reply:
+        raise DiscoveryError(
+            "the configuration endpoint closed the connection without answering (as a TLS "
+            "endpoint does to a plaintext client: give ssl_ca_certs or ssl_context)"
+        )
     header, sep, rest = reply.partition(b"\r\n")
     fields = header.split()
     if not sep or len(fields) != 4 or fields[:2] != [b"CONFIG", b"cluster"]:
@@ -110,18 +122,37 @@ def node_address(name: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def tls_context(
+    ssl_context: ssl.SSLContext | None = None,
+    ssl_ca_certs: str | os.PathLike[str] | None = None,
+) -> ssl.SSLContext | None:
+    """The TLS context of a client: ``ssl_context`` as given, or one trusting the
+    CA file ``ssl_ca_certs`` (certificate and address verified); None: no TLS."""
+    if ssl_context is not None and ssl_ca_certs is not None:
+        raise ValueError("pass ssl_context or ssl_ca_certs, not both")
+    if ssl_ca_certs is not None:
+        return ssl.create_default_context(cafile=os.fspath(ssl_ca_certs))
+    return ssl_context
+
+
 def fetch_cluster_config(
-    host: str, port: int = DEFAULT_PORT, timeout: float = 2.0
+    host: str,
+    port: int = DEFAULT_PORT,
+    timeout: float = 2.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ClusterConfig:
-    """Ask a configuration endpoint for the cluster's nodes."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(CONFIG_COMMAND)
-        reply = b""
-        while not config_reply_complete(reply):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
+    """Ask a configuration endpoint for the cluster's nodes (over TLS with
+    ``ssl_context``, the endpoint verified by ``host``)."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
+        with sock:
+            sock.sendall(CONFIG_COMMAND)
+            reply = b""
+            while not config_reply_complete(reply):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
     return parse_cluster_config(reply)
 
 
@@ -132,6 +163,8 @@ class AutoDiscoveryClient:
     not thread-safe, and the ring is replaced as a whole on a node change (the
     ``HashClient`` can only mark nodes dead, not remove them).
     ``refresh_interval`` seconds between background refreshes; 0 for none.
+    ``ssl_ca_certs`` (a CA file) or ``ssl_context``: TLS to the configuration
+    endpoint and to every node, each verified by its address.
     """
 
     def __init__(
@@ -141,14 +174,22 @@ class AutoDiscoveryClient:
         refresh_interval: float = 60.0,
         *,
         timeout: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
         **client_options: Any,
     ) -> None:
         self.endpoint = split_endpoint(config_endpoint, port)
         self.refresh_interval = refresh_interval
         self._timeout = timeout
-        self._options = {"connect_timeout": timeout, "timeout": timeout, **client_options}
+        self._tls = tls_context(ssl_context, ssl_ca_certs)
+        self._options = {
+            "connect_timeout": timeout,
+            "timeout": timeout,
+            **({"tls_context": self._tls} if self._tls is not None else {}),
+            **client_options,
+        }
         self._lock = threading.Lock()
-        self._config = fetch_cluster_config(*self.endpoint, timeout=timeout)
+        self._config = fetch_cluster_config(*self.endpoint, timeout=timeout, ssl_context=self._tls)
         self._client = self._build(self._config)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -171,7 +212,7 @@ class AutoDiscoveryClient:
 
     def refresh(self) -> bool:
         """Ask the endpoint now; whether the node list changed (its version grew)."""
-        config = fetch_cluster_config(*self.endpoint, timeout=self._timeout)
+        config = fetch_cluster_config(*self.endpoint, timeout=self._timeout, ssl_context=self._tls)
         with self._lock:
             if config.version <= self._config.version:
                 return False

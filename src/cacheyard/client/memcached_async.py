@@ -23,6 +23,9 @@ so that the two can be used side by side on one cluster:
   characters), checked before anything is sent.
 - defaults: ``timeout=2.0`` seconds, ``noreply`` never (a failed store is
   reported, not assumed), errors raised rather than turned into ``None``.
+- TLS: ``ssl_ca_certs`` (a CA file, such as the one ``cacheyard ca`` prints)
+  or ``ssl_context`` for a cluster created with ``TransitEncryptionEnabled``:
+  the configuration endpoint and every node, each verified by its address.
 
 Where it differs: a node that fails raises :class:`NodeError` (its
 :class:`NodeTimeoutError` and :class:`ServerError` kinds) every time, naming
@@ -46,7 +49,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -64,6 +69,7 @@ from cacheyard.client.memcached import (
     node_name,
     parse_cluster_config,
     split_endpoint,
+    tls_context,
 )
 
 __all__ = [
@@ -148,15 +154,17 @@ async def fetch_cluster_config(
     host: str,
     port: int = DEFAULT_PORT,
     timeout: float = 2.0,  # noqa: ASYNC109 (the sync twin's signature)
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ClusterConfig:
-    """Ask a configuration endpoint for the cluster's nodes (asyncio).
+    """Ask a configuration endpoint for the cluster's nodes (asyncio; over TLS
+    with ``ssl_context``, the endpoint verified by ``host``).
 
-    Raises ``OSError`` (``TimeoutError`` past ``timeout``) if the endpoint
-    cannot be asked, :class:`DiscoveryError` if its answer is not a cluster
-    configuration.
+    Raises ``OSError`` (``TimeoutError`` past ``timeout``; ``ssl.SSLError`` for
+    a failed TLS handshake) if the endpoint cannot be asked,
+    :class:`DiscoveryError` if its answer is not a cluster configuration.
     """
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl_context)
         try:
             writer.write(CONFIG_COMMAND)
             await writer.drain()
@@ -223,6 +231,7 @@ class _NodePool:
 
     address: Address
     size: int
+    ssl_context: ssl.SSLContext | None = None
     _idle: list[_Connection] = field(default_factory=list)
     _open: set[_Connection] = field(default_factory=set)
     _closed: bool = False
@@ -256,7 +265,7 @@ class _NodePool:
             self._discard(conn)  # closed by the node while idle
         if self._closed:
             raise NodeError(self.address, "not in use any more (client closed or node removed)")
-        reader, writer = await asyncio.open_connection(*self.address)
+        reader, writer = await asyncio.open_connection(*self.address, ssl=self.ssl_context)
         conn = _Connection(self.address, reader, writer)
         if self._closed:  # closed while connecting
             conn.close()
@@ -328,8 +337,9 @@ class AsyncAutoDiscoveryClient:
 
     ``refresh_interval`` seconds between background refreshes (0 for none),
     ``timeout`` seconds for each operation on a node and for each discovery,
-    ``max_pool_size`` connections at most per node. Nothing is opened until
-    :meth:`connect`, :meth:`start` or ``async with``.
+    ``max_pool_size`` connections at most per node. ``ssl_ca_certs`` (a CA
+    file) or ``ssl_context``: TLS to the configuration endpoint and every node.
+    Nothing is opened until :meth:`connect`, :meth:`start` or ``async with``.
     """
 
     def __init__(
@@ -340,6 +350,8 @@ class AsyncAutoDiscoveryClient:
         *,
         timeout: float = 2.0,
         max_pool_size: int = DEFAULT_POOL_SIZE,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -349,6 +361,7 @@ class AsyncAutoDiscoveryClient:
         self.refresh_interval = refresh_interval
         self.timeout = timeout
         self.max_pool_size = max_pool_size
+        self._tls = tls_context(ssl_context, ssl_ca_certs)
         self._config: ClusterConfig | None = None
         self._ring: Any = RendezvousHash()
         self._pools: dict[str, _NodePool] = {}
@@ -364,6 +377,8 @@ class AsyncAutoDiscoveryClient:
         *,
         timeout: float = 2.0,  # noqa: ASYNC109 (the client's, kept for every operation)
         max_pool_size: int = DEFAULT_POOL_SIZE,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
     ) -> Self:
         """A client that has read the node list and refreshes it in the background."""
         client = cls(
@@ -372,6 +387,8 @@ class AsyncAutoDiscoveryClient:
             refresh_interval,
             timeout=timeout,
             max_pool_size=max_pool_size,
+            ssl_context=ssl_context,
+            ssl_ca_certs=ssl_ca_certs,
         )
         await client.start()
         return client
@@ -382,7 +399,9 @@ class AsyncAutoDiscoveryClient:
             raise MemcachedError("client closed")
         if self._config is not None:
             return
-        config = await fetch_cluster_config(*self.endpoint, timeout=self.timeout)
+        config = await fetch_cluster_config(
+            *self.endpoint, timeout=self.timeout, ssl_context=self._tls
+        )
         if self._config is None and not self._closed:
             self._install(config)
             if self.refresh_interval > 0:
@@ -413,7 +432,9 @@ class AsyncAutoDiscoveryClient:
         for node in config.nodes:
             name = node_name(node.address)
             ring.add_node(name)  # as HashClient.add_server: names deduplicated
-            pools[name] = self._pools.get(name) or _NodePool(node.address, self.max_pool_size)
+            pools[name] = self._pools.get(name) or _NodePool(
+                node.address, self.max_pool_size, self._tls
+            )
         gone = [pool for name, pool in self._pools.items() if name not in pools]
         self._config, self._ring, self._pools = config, ring, pools
         return gone
@@ -421,7 +442,9 @@ class AsyncAutoDiscoveryClient:
     async def refresh(self) -> bool:
         """Ask the endpoint now; whether the node list changed (its version grew)."""
         self._current()
-        config = await fetch_cluster_config(*self.endpoint, timeout=self.timeout)
+        config = await fetch_cluster_config(
+            *self.endpoint, timeout=self.timeout, ssl_context=self._tls
+        )
         current = self._current()  # closed meanwhile: raise, do not resurrect pools
         if config.version <= current.version:
             return False

@@ -24,7 +24,13 @@ from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
 from cacheyard.controller.sasl_users import sasl_users, users_fingerprint, with_control_user
-from cacheyard.controller.tls import ensure_certificate, node_tls, started_users
+from cacheyard.controller.tls import (
+    endpoint_tls,
+    ensure_certificate,
+    ensure_endpoint_certificate,
+    node_tls,
+    started_users,
+)
 from cacheyard.domain import events, statuses
 from cacheyard.domain.acl import node_users
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
@@ -154,7 +160,7 @@ class CacheClusterReconciler:
         try:
             await self._remove_stray_nodes(spec, cluster_dir, work)
             if spec.engine == "memcached":
-                self._boot_discovery(spec)
+                await self._boot_discovery(spec)
             await self._converge_nodes(spec, work)
             if spec.engine == "memcached" and work.ready:
                 await self._converge_discovery(spec, work)
@@ -361,26 +367,30 @@ class CacheClusterReconciler:
 
     def _discovery_spec(self, spec: CacheClusterSpec) -> DiscoverySpec:
         assert spec.configuration_address is not None
+        endpoint_dir = self._layout.config_endpoint(spec.cluster_id)
         return DiscoverySpec(
-            node_dir=self._layout.config_endpoint(spec.cluster_id),
+            node_dir=endpoint_dir,
             address=spec.configuration_address,
             port=spec.port,
             version=spec.discovery_version,
             nodes=tuple((n.address, n.address, spec.port) for n in spec.nodes),
+            tls=endpoint_tls(self._layout, endpoint_dir) if spec.transit_encryption else None,
         )
 
-    def _boot_discovery(self, spec: CacheClusterSpec) -> None:
+    async def _boot_discovery(self, spec: CacheClusterSpec) -> None:
         """Start a missing configuration endpoint early: its Python start-up then
         overlaps the engines'. (A running one learns of new nodes only once they
-        answer, in :meth:`_converge_discovery`.)"""
+        answer, in :meth:`_converge_discovery`.) A TLS cluster's endpoint gets its
+        certificate, naming the endpoint's address, first."""
         discovery = self._discovery_spec(spec)
         if self._host.find(discovery.node_dir) is None:
             discovery.node_dir.mkdir(parents=True, exist_ok=True)
             write_discovery_config(discovery)
+            await ensure_endpoint_certificate(self._layout, discovery, spec.cluster_id)
             self._host.start_discovery(discovery)
 
     async def _converge_discovery(self, spec: CacheClusterSpec, work: _Pass) -> None:
-        self._boot_discovery(spec)
+        await self._boot_discovery(spec)
         discovery = self._discovery_spec(spec)
         write_discovery_config(discovery)
         deadline = time.monotonic() + READY_TIMEOUT

@@ -1,5 +1,6 @@
 """What secures a node: its TLS files (certificates issued before a start) and
-the ACL users it starts with."""
+the ACL users it starts with; and a TLS Memcached cluster's configuration
+endpoint, which has a certificate of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from cacheyard.controller.layout import Layout
 from cacheyard.domain.acl import AclUser
 from cacheyard.engines.certificates import CA_CERT, CertificateAuthority
+from cacheyard.engines.discovery import DiscoverySpec, EndpointTls
 from cacheyard.engines.spec import NodeSpec, TlsFiles
 
 TLS_DIR = "tls"
@@ -20,6 +22,12 @@ def node_tls(layout: Layout, node_dir: Path) -> TlsFiles:
     return TlsFiles(tls_dir / "node.crt", tls_dir / "node.key", layout.ca / CA_CERT)
 
 
+def endpoint_tls(layout: Layout, endpoint_dir: Path) -> EndpointTls:
+    """A configuration endpoint's files, laid out as a node's."""
+    files = node_tls(layout, endpoint_dir)
+    return EndpointTls(files.cert, files.key, files.ca)
+
+
 async def ensure_certificate(
     layout: Layout, node: NodeSpec, name: str, addresses: Sequence[str]
 ) -> None:
@@ -27,8 +35,20 @@ async def ensure_certificate(
     clients may reach it by."""
     if node.tls is None:
         return
+    await _issue(layout, node.tls.cert.parent, name, addresses)
+
+
+async def ensure_endpoint_certificate(layout: Layout, endpoint: DiscoverySpec, name: str) -> None:
+    """Issue (or keep) the certificate a TLS configuration endpoint starts with,
+    naming its own address."""
+    if endpoint.tls is None:
+        return
+    await _issue(layout, endpoint.tls.cert.parent, name, [endpoint.address])
+
+
+async def _issue(layout: Layout, directory: Path, name: str, addresses: Sequence[str]) -> None:
     ca = CertificateAuthority(layout.ca)
-    await asyncio.to_thread(ca.issue, node.tls.cert.parent, name, list(addresses))
+    await asyncio.to_thread(ca.issue, directory, name, list(addresses))
 
 
 def started_users(users: Sequence[AclUser]) -> tuple[tuple[str, tuple[str, ...]], ...]:

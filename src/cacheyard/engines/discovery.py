@@ -26,14 +26,31 @@ Node = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
+class EndpointTls:
+    """A TLS cluster's configuration endpoint: its certificate and key (naming its
+    own address), and the CA its nodes' certificates are verified with when it
+    relays to them. (engines.spec.TlsFiles has the same fields; this module
+    stays standard library only.)"""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True)
 class DiscoverySpec:
-    """A configuration endpoint and the cluster map it answers with."""
+    """A configuration endpoint and the cluster map it answers with.
+
+    ``tls``: the endpoint serves TLS only and relays to its nodes over TLS. Like
+    the address and port, it is read once, when the endpoint starts.
+    """
 
     node_dir: Path
     address: str
     port: int
     version: int
     nodes: tuple[Node, ...]
+    tls: EndpointTls | None = None
 
     def __post_init__(self) -> None:
         if not self.node_dir.is_absolute():
@@ -52,6 +69,9 @@ def write_discovery_config(spec: DiscoverySpec) -> None:
         "port": spec.port,
         "version": spec.version,
         "nodes": [list(node) for node in spec.nodes],
+        "tls": None
+        if spec.tls is None
+        else {"cert": str(spec.tls.cert), "key": str(spec.tls.key), "ca": str(spec.tls.ca)},
     }
     path = spec.node_dir / CLUSTER_FILE
     tmp = path.with_name(f".{CLUSTER_FILE}.{os.getpid()}.tmp")
@@ -65,12 +85,16 @@ def write_discovery_config(spec: DiscoverySpec) -> None:
 def read_discovery_config(node_dir: Path) -> DiscoverySpec:
     """Raises OSError when missing, ValueError (or KeyError) when malformed."""
     data = json.loads((node_dir / CLUSTER_FILE).read_text(encoding="utf-8"))
+    tls = data.get("tls")  # absent in files written before TLS
     return DiscoverySpec(
         node_dir=node_dir,
         address=str(data["address"]),
         port=int(data["port"]),
         version=int(data["version"]),
         nodes=tuple((str(h), str(ip), int(port)) for h, ip, port in data["nodes"]),
+        tls=None
+        if tls is None
+        else EndpointTls(Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"])),
     )
 
 

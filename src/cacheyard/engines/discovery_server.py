@@ -11,6 +11,10 @@ ask it before choosing the discovery command); ``quit`` closes. Any other
 command turns the connection into a byte pipe to the first node that accepts,
 because on AWS the configuration endpoint's name resolves to a node, and
 clients pointed at it expect to cache through it.
+
+A TLS cluster's endpoint (``tls`` in cluster.json) serves TLS only, with a
+certificate naming its address, and relays over TLS, verifying each node's
+certificate against the CA by the node's address: no plaintext leg.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import sys
 from functools import partial
 from pathlib import Path
@@ -27,12 +32,14 @@ from cacheyard.engines.discovery import (
     CLUSTER_FILE,
     LEGACY_KEY,
     DiscoverySpec,
+    EndpointTls,
     config_get_cluster_reply,
     legacy_get_reply,
     read_discovery_config,
 )
 
-CONNECT_TIMEOUT = 1.0
+CONNECT_TIMEOUT = 1.0  # to a node, TLS handshake included
+HANDSHAKE_TIMEOUT = 10.0  # a client's TLS handshake
 LINE_LIMIT = 1 << 20  # memcached accepts long multi-key get lines
 CHUNK = 1 << 16
 
@@ -69,13 +76,32 @@ class ClusterMap:
         return self._spec
 
 
-async def _connect_node(spec: DiscoverySpec) -> Stream | None:
+def server_context(tls: EndpointTls) -> ssl.SSLContext:
+    """What the endpoint serves with: its certificate; clients show none."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    return context
+
+
+def relay_context(tls: EndpointTls) -> ssl.SSLContext:
+    """What the endpoint relays with: nodes verified against the CA by address."""
+    return ssl.create_default_context(cafile=str(tls.ca))
+
+
+async def _connect_node(spec: DiscoverySpec, relay: ssl.SSLContext | None) -> Stream | None:
     for _, ip, port in spec.nodes:
         try:
             return await asyncio.wait_for(
-                asyncio.open_connection(ip, port, limit=LINE_LIMIT), CONNECT_TIMEOUT
+                asyncio.open_connection(
+                    ip,
+                    port,
+                    limit=LINE_LIMIT,
+                    ssl=relay,
+                    server_hostname=ip if relay is not None else None,
+                ),
+                CONNECT_TIMEOUT,
             )
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError):  # ssl.SSLError included: a node we cannot trust
             continue
     return None
 
@@ -87,6 +113,9 @@ async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             await sink.drain()
         if sink.can_write_eof():
             sink.write_eof()
+        else:
+            # TLS has no half-close: the far side learns of the end by a close.
+            sink.close()
     except OSError:
         sink.close()
 
@@ -103,7 +132,10 @@ async def _pipe(client: Stream, node: Stream) -> None:
 
 
 async def handle(
-    cluster: ClusterMap, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    cluster: ClusterMap,
+    relay: ssl.SSLContext | None,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
 ) -> None:
     node: Stream | None = None
     try:
@@ -116,7 +148,7 @@ async def handle(
             elif words == [b"quit"]:
                 break
             else:
-                node = node or await _connect_node(cluster.current())
+                node = node or await _connect_node(cluster.current(), relay)
                 if node is None:
                     writer.write(b"SERVER_ERROR no cache node is reachable\r\n")
                     break
@@ -139,10 +171,17 @@ async def handle(
 async def serve(node_dir: Path) -> None:
     cluster = ClusterMap(node_dir)
     spec = cluster.current()
+    tls = spec.tls
     server = await asyncio.start_server(
-        partial(handle, cluster), spec.address, spec.port, reuse_address=True, limit=LINE_LIMIT
+        partial(handle, cluster, relay_context(tls) if tls is not None else None),
+        spec.address,
+        spec.port,
+        reuse_address=True,
+        limit=LINE_LIMIT,
+        ssl=server_context(tls) if tls is not None else None,
+        ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
     )
-    log.info("configuration endpoint on %s:%d", spec.address, spec.port)
+    log.info("configuration endpoint on %s:%d%s", spec.address, spec.port, " (TLS)" if tls else "")
     async with server:
         await server.serve_forever()
 

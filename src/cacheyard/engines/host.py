@@ -56,10 +56,12 @@ class EngineHost(Protocol):
 
     async def probe(self, spec: NodeSpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
         """Whether the engine answers (redis PING without LOADING, memcached version;
-        binary VERSION for a SASL node, which needs no authentication)."""
+        binary VERSION for a SASL node, which needs no authentication); over TLS,
+        verified against the CA, for a TLS node."""
 
     async def probe_discovery(self, spec: DiscoverySpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
-        """Whether the configuration endpoint answers ``config get cluster``."""
+        """Whether the configuration endpoint answers ``config get cluster`` (over
+        TLS, verified against the CA, for a TLS cluster's endpoint)."""
 
     def kill(self, node_dir: Path, sig: int) -> bool:
         """Send ``sig`` to the node's process; False when none runs."""
@@ -167,11 +169,12 @@ class LocalEngineHost:
         if spec.engine == "redis":
             return await probes.redis_ping(spec.address, spec.port, timeout, spec.tls)
         return await probes.memcached_version(
-            spec.address, spec.port, timeout, binary=bool(spec.sasl_users)
+            spec.address, spec.port, timeout, binary=bool(spec.sasl_users), tls=spec.tls
         )
 
     async def probe_discovery(self, spec: DiscoverySpec, timeout: float = 0.5) -> bool:  # noqa: ASYNC109
-        return await probes.config_endpoint(spec.address, spec.port, timeout)
+        ca = spec.tls.ca if spec.tls is not None else None
+        return await probes.config_endpoint(spec.address, spec.port, timeout, ca)
 
     def kill(self, node_dir: Path, sig: int) -> bool:
         process = self.find(node_dir)

@@ -125,8 +125,20 @@ def memcached_argv(binary: str, spec: NodeSpec) -> list[str]:
         *memcached_option_argv(spec.memcached_options),
         # SASL (engines/sasl.py): users and passwords are in files, not here.
         *(["-S"] if spec.sasl_users else []),
+        *memcached_tls_argv(spec),
         *memcached_user_argv(),
     ]
+
+
+def memcached_tls_argv(spec: NodeSpec) -> list[str]:
+    """TLS only on the node's port: with ``-Z`` every listener speaks TLS (a
+    plaintext client's first bytes end its connection). Clients are not asked
+    for certificates (``ssl_verify_mode=0``, memcached's default, said anyway),
+    so no CA file is given. Absolute paths: memcached reads them at start."""
+    if spec.tls is None:
+        return []
+    files = f"ssl_chain_cert={spec.tls.cert},ssl_key={spec.tls.key},ssl_verify_mode=0"
+    return ["-Z", "-o", files]
 
 
 def memcached_env(spec: NodeSpec) -> dict[str, str] | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import struct
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -61,21 +63,43 @@ _BINARY_VERSION_REQUEST = _BINARY_HEADER.pack(
 )
 
 
-async def memcached_version(address: str, port: int, seconds: float, binary: bool = False) -> bool:
-    """``version`` answered; ``binary``: the binary protocol's VERSION (SASL nodes)."""
+async def memcached_version(
+    address: str,
+    port: int,
+    seconds: float,
+    binary: bool = False,
+    tls: TlsFiles | None = None,
+) -> bool:
+    """``version`` answered; ``binary``: the binary protocol's VERSION (SASL nodes);
+    ``tls``: over TLS, the node verified against the CA by its address."""
     if not binary:
-        reply = await _exchange(address, port, b"version\r\n", b"\r\n", seconds)
+        reply = await _exchange(address, port, b"version\r\n", b"\r\n", seconds, _ca(tls))
         return reply.startswith(b"VERSION ")
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(seconds):
-            reader, writer = await asyncio.open_connection(address, port)
+            reader, writer = await _open(address, port, _ca(tls))
             return await _binary_version(reader, writer)
     except (OSError, TimeoutError, asyncio.IncompleteReadError):
         return False
     finally:
         if writer is not None:
             writer.close()
+
+
+def _ca(tls: TlsFiles | None) -> Path | None:
+    return tls.ca if tls is not None else None
+
+
+async def _open(
+    address: str, port: int, ca: Path | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection, over TLS when ``ca`` is given: the server's certificate must
+    come from that CA and name ``address`` (ssl.SSLError is an OSError)."""
+    if ca is None:
+        return await asyncio.open_connection(address, port)
+    context = ssl.create_default_context(cafile=str(ca))
+    return await asyncio.open_connection(address, port, ssl=context, server_hostname=address)
 
 
 async def _binary_version(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -92,17 +116,25 @@ async def _binary_version(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     return bool(status == 0)
 
 
-async def config_endpoint(address: str, port: int, seconds: float) -> bool:
-    reply = await _exchange(address, port, b"config get cluster\r\n", b"END\r\n", seconds)
+async def config_endpoint(
+    address: str,
+    port: int,
+    seconds: float,
+    ca: Path | None = None,
+) -> bool:
+    """``config get cluster`` answered; over TLS verified with ``ca`` when given."""
+    reply = await _exchange(address, port, b"config get cluster\r\n", b"END\r\n", seconds, ca)
     return reply.startswith(b"CONFIG cluster ")
 
 
-async def _exchange(address: str, port: int, request: bytes, until: bytes, seconds: float) -> bytes:
+async def _exchange(
+    address: str, port: int, request: bytes, until: bytes, seconds: float, ca: Path | None = None
+) -> bytes:
     """Send one request, read up to ``until``; b"" on any failure."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(seconds):
-            reader, writer = await asyncio.open_connection(address, port)
+            reader, writer = await _open(address, port, ca)
             writer.write(request)
             return await reader.readuntil(until)
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -153,26 +185,37 @@ class KeptRedisProbes:
 class KeptMemcachedProbes:
     """``version`` over one kept connection per Memcached node, for the same reason
     as KeptRedisProbes: a fresh connection per probe costs CPU and leaves sockets
-    in TIME_WAIT by the thousand when many nodes are watched.
+    in TIME_WAIT by the thousand when many nodes are watched (and, over TLS, a
+    handshake each time).
 
-    ``binary`` (SASL nodes) probes with the binary protocol's VERSION; a node
-    probed the other way than before gets a new connection."""
+    ``binary`` (SASL nodes) probes with the binary protocol's VERSION; ``tls``
+    speaks TLS, verifying the node against the CA by address. A node probed
+    another way than before gets a new connection."""
 
     def __init__(self) -> None:
         self._streams: dict[
-            tuple[str, int], tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]
+            tuple[str, int],
+            tuple[asyncio.StreamReader, asyncio.StreamWriter, tuple[bool, Path | None]],
         ] = {}
 
-    async def version(self, address: str, port: int, seconds: float, binary: bool = False) -> bool:
+    async def version(
+        self,
+        address: str,
+        port: int,
+        seconds: float,
+        binary: bool = False,
+        tls: TlsFiles | None = None,
+    ) -> bool:
         key = (address, port)
+        how = (binary, _ca(tls))
         stream = self._streams.get(key)
-        if stream is not None and stream[2] != binary:
+        if stream is not None and stream[2] != how:
             self._drop(key)
             stream = None
         try:
             async with asyncio.timeout(seconds):
                 if stream is None:
-                    stream = (*await asyncio.open_connection(address, port), binary)
+                    stream = (*await _open(address, port, _ca(tls)), how)
                     self._streams[key] = stream
                 reader, writer, _ = stream
                 if binary:

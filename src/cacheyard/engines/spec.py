@@ -29,6 +29,8 @@ _SASL_USER_BREAKERS = frozenset(":@")
 _SASL_PASSWORD_BREAKERS = frozenset("\x00\r\n")
 SASL_PASSWORD_MAX_BYTES = 1024  # saslpasswd2 reads at most 2048
 _SASL_PATH_BREAKERS = frozenset(":\r\n")
+# memcached reads its TLS files from one -o list, split at commas.
+_MEMCACHED_TLS_PATH_BREAKERS = frozenset(",")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class NodeSpec:
     max_memory_mb: int
     threads: int = 4
     redis_config: Mapping[str, str] = field(default_factory=dict, hash=False)
-    # TLS only on the node's port (ElastiCache's TransitEncryptionMode required).
+    # TLS only on the node's port (ElastiCache's TransitEncryptionMode required),
+    # for redis and memcached alike; clients are not asked for certificates.
     tls: TlsFiles | None = None
     # ACL users written into redis.conf: (name, rules) with rules such as "on",
     # "#<sha256>", "~*" (words without spaces or quotes).
@@ -90,8 +93,10 @@ class NodeSpec:
                 raise ValueError(f"invalid redis directive {name!r}")
             if name in RESERVED_REDIS_DIRECTIVES:
                 raise ValueError(f"redis directive {name!r} is managed by the engine host")
-        if self.tls is not None and self.engine != "redis":
-            raise ValueError("TLS is offered for redis nodes only")
+        if self.tls is not None and self.engine == "memcached":
+            for path in (self.tls.cert, self.tls.key):
+                if _MEMCACHED_TLS_PATH_BREAKERS.intersection(str(path)):
+                    raise ValueError(f"memcached TLS file paths cannot hold ',': {path}")
         if self.memcached_options and self.engine != "memcached":
             raise ValueError("memcached_options are for memcached nodes")
         for name, value in self.memcached_options.items():

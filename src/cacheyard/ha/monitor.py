@@ -72,7 +72,11 @@ class HealthMonitor:
         if node.engine == "redis":
             return await self._redis.ping(node.address, node.port, self._probe_timeout, node.tls)
         return await self._memcached.version(
-            node.address, node.port, self._probe_timeout, binary=bool(node.sasl_users)
+            node.address,
+            node.port,
+            self._probe_timeout,
+            binary=bool(node.sasl_users),
+            tls=node.tls,
         )
 
     async def check_once(self) -> None:

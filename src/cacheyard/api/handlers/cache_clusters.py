@@ -268,6 +268,11 @@ def _check_unchangeable(ctx: Context, spec: CacheClusterSpec, params: Params) ->
 def _auth_token_change(spec: CacheClusterSpec, params: Params, now: datetime) -> CacheClusterSpec:
     if params.get("AuthToken") is None and params.get("AuthTokenUpdateStrategy") is None:
         return spec
+    if spec.engine != "redis":
+        raise faults.InvalidParameterCombinationException(
+            "AuthToken is only supported for Redis; Memcached uses SASL (the tag "
+            "cacheyard:sasl-user-group)."
+        )
     if not spec.transit_encryption:
         raise faults.InvalidParameterCombinationException(
             "AuthToken can only be used with TransitEncryptionEnabled."

@@ -73,7 +73,8 @@ NOT_YET = {
 
 def transit_encryption(params: Mapping[str, Any], engine: str) -> bool:
     """TransitEncryptionEnabled (and TransitEncryptionMode) of a new cache: TLS only
-    on the node's port, as ElastiCache's mode ``required``."""
+    on the node's port, as ElastiCache's mode ``required``, for Redis and Memcached
+    (whose configuration endpoint speaks TLS too)."""
     enabled = bool(params.get("TransitEncryptionEnabled"))
     mode = params.get("TransitEncryptionMode")
     if mode is not None and not enabled:
@@ -85,9 +86,11 @@ def transit_encryption(params: Mapping[str, Any], engine: str) -> bool:
             "TransitEncryptionMode preferred (TLS and plain connections on one port) is not "
             "supported by this Cacheyard version; use required."
         )
-    if enabled and engine != "redis":
+    if engine != "redis" and params.get("AuthToken") is not None:
+        # An AUTH token is a Redis password; Memcached logs in through SASL instead.
         raise faults.InvalidParameterCombinationException(
-            "Encryption in transit for Memcached is not supported by this Cacheyard version."
+            "AuthToken is only supported for Redis; Memcached clusters can use SASL through "
+            "the cacheyard:sasl-user-group tag."
         )
     return enabled
 
