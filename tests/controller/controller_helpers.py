@@ -1,13 +1,15 @@
 """Helpers for the controller tests (a unique module name, imported directly).
 
-Clusters are planned by the domain on a Network whose base octet is random in
-200-250, and every subnet starts at a random host offset, so the engines of
-concurrent test runs do not meet on an address.
+Clusters are planned by the domain on a Network whose base octet comes in turn
+from 200-225 (starting at a random one), and every subnet starts at a random
+host offset, so the engines of consecutive tests and of concurrent test runs
+do not meet on an address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -41,8 +43,13 @@ class FakeClock:
         self.current += timedelta(seconds=seconds)
 
 
+# Controller tests take 127.200-225 (engine and health-monitor tests 127.226-250),
+# and each network a base of its own, in turn, so no two tests meet on an address.
+_BASES = itertools.cycle(random.sample(range(200, 226), 26))
+
+
 def new_network() -> Network:
-    return Network(REGION, base_octet=random.randint(200, 250))
+    return Network(REGION, base_octet=next(_BASES))
 
 
 def new_placement(network: Network) -> Placement:

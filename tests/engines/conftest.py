@@ -1,6 +1,6 @@
 """Fixtures for engine tests: real processes on random loopback addresses.
 
-Addresses come from 127.200-250.x.y so tests never collide with a running
+Addresses come from 127.226-250.x.y so tests never collide with a running
 Cacheyard (or with each other); every process started under the test's
 tmp_path is stopped at teardown, whichever host object started it.
 """

@@ -10,9 +10,9 @@ _used: set[str] = set()
 
 
 def new_address() -> str:
-    """A loopback address in 127.200-250.x.y, never the same twice in a session."""
+    """A loopback address in 127.226-250.x.y, never the same twice in a session."""
     while True:
-        octets = (random.randint(200, 250), random.randint(1, 254), random.randint(1, 254))
+        octets = (random.randint(226, 250), random.randint(1, 254), random.randint(1, 254))
         address = "127.{}.{}.{}".format(*octets)
         if address not in _used:
             _used.add(address)

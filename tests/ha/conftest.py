@@ -1,6 +1,6 @@
 """Fixtures for health monitor tests: real engines on random loopback addresses.
 
-Addresses come from 127.200-250.x.y; every process started under the test's
+Addresses come from 127.226-250.x.y; every process started under the test's
 directory is continued (if stopped) and killed at teardown.
 """
 
@@ -22,7 +22,7 @@ _used: set[str] = set()
 
 def new_address() -> str:
     while True:
-        octets = (random.randint(200, 250), random.randint(1, 254), random.randint(1, 254))
+        octets = (random.randint(226, 250), random.randint(1, 254), random.randint(1, 254))
         address = "127.{}.{}.{}".format(*octets)
         if address not in _used:
             _used.add(address)
