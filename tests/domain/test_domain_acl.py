@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cacheyard.domain.acl import default_user, fingerprint, node_users, rbac_user
+from cacheyard.domain.acl import RESTRICTED, default_user, fingerprint, node_users, rbac_user
 from cacheyard.domain.users import DEFAULT_USER, Authentication, UserSpec
 
 pytestmark = pytest.mark.timeout(10)
@@ -19,19 +19,19 @@ def test_without_a_user_group_default_is_open_or_needs_a_token() -> None:
     assert "nopass" in default_user(()).rules
     rules = default_user(("a" * 64, "b" * 64)).rules
     assert {"#" + "a" * 64, "#" + "b" * 64} <= set(rules) and "nopass" not in rules
+    assert rules[-len(RESTRICTED) :] == RESTRICTED  # nobody it admits reconfigures the node
 
 
 def test_group_users_are_rebuilt_from_scratch() -> None:
     password = rbac_user(user("reader", "password", "c" * 64))
-    assert password.rules == ("reset", "#" + "c" * 64, "on", "~app:*", "+@read")
+    assert password.rules == ("reset", "#" + "c" * 64, "on", "~app:*", "+@read", *RESTRICTED)
     assert rbac_user(user("open", "no-password")).rules[:2] == ("reset", "nopass")
 
 
-def test_an_iam_users_token_hashes_are_left_to_the_token_window() -> None:
+def test_an_iam_user_starts_with_no_password_for_the_token_window_to_fill() -> None:
     iam = rbac_user(user("iam-app", "iam"))
     assert iam.iam
-    assert "reset" not in iam.rules and "resetpass" not in iam.rules
-    assert iam.rules[-3:] == ("on", "~app:*", "+@read")
+    assert iam.rules == ("reset", "on", "~app:*", "+@read", *RESTRICTED)
 
 
 def test_the_fingerprint_follows_any_change() -> None:

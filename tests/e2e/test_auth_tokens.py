@@ -1,4 +1,5 @@
-"""AUTH tokens: ElastiCache's rules, ROTATE / SET / DELETE on every node, over TLS.
+"""AUTH tokens: ElastiCache's rules, ROTATE / SET on every node, over TLS (DELETE only
+when moving to RBAC, see test_rbac.py).
 
 Tokens are applied to every member (ACL users do not replicate), survive a
 failover, and changing them drops no connected client. The token itself is
@@ -100,11 +101,11 @@ def test_rotate_then_set_then_delete(
     assert refused_auth(endpoint, ca, FIRST)
     assert connect(endpoint, ca, SECOND).set("after", "failover")
 
-    change(ec, "DELETE")
-    wait_group_available(ec, "auth-rg")
-    for address in members(group):
-        wait_for(lambda a=address: not refused_auth(a, ca, None), timeout=10)
-    assert wait_group_available(ec, "auth-rg")["AuthTokenEnabled"] is False
+    # DELETE is only for moving to RBAC (test_rbac.py): alone it would open the cache.
+    with pytest.raises(ClientError) as raised:
+        change(ec, "DELETE")
+    assert error_of(raised) == ("InvalidParameterCombination", 400)
+    assert refused_auth(endpoint, ca, None)
 
     # The tokens were never kept or shown anywhere.
     answers = [
@@ -192,3 +193,33 @@ def test_strategies_need_the_right_token(ec: BaseClient, group: dict[str, Any]) 
                 ReplicationGroupId="auth-rg", ApplyImmediately=True, **params
             )
         assert error_of(raised) == (code, 400)
+
+
+def test_a_kept_primary_still_asks_for_the_token(ec: BaseClient, ca: str) -> None:
+    create_group(
+        ec,
+        "auth-keep",
+        members=2,
+        automatic_failover=False,
+        multi_az=False,
+        TransitEncryptionEnabled=True,
+        AuthToken=FIRST,
+    )
+    group = wait_group_available(ec, "auth-keep")
+    primary = primary_id(group)
+    ec.delete_replication_group(ReplicationGroupId="auth-keep", RetainPrimaryCluster=True)
+
+    def kept() -> dict[str, Any] | None:
+        found = ec.describe_cache_clusters(CacheClusterId=primary, ShowCacheNodeInfo=True)
+        cluster = dict(found["CacheClusters"][0])
+        standalone = "ReplicationGroupId" not in cluster
+        return cluster if standalone and cluster["CacheClusterStatus"] == "available" else None
+
+    cluster = wait_for(kept, timeout=30)
+    try:
+        assert cluster["AuthTokenEnabled"] is True
+        address = cluster["CacheNodes"][0]["Endpoint"]["Address"]
+        assert refused_auth(address, ca, None)
+        assert connect(address, ca, FIRST).ping()
+    finally:
+        ec.delete_cache_cluster(CacheClusterId=primary)

@@ -10,6 +10,7 @@ the service's limit (12 hours by default, a few seconds here).
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -236,6 +237,22 @@ def test_old_iam_connections_are_closed_and_password_ones_kept(
     # new client id shows the old connection was dropped.
     wait_for(lambda: with_token.client_id() != first, timeout=MAX_AGE + 20)
     assert with_password.client_id() == kept
+
+
+def test_while_the_control_plane_is_stopped_no_token_works(
+    service: Service, setup: dict[str, Any], ca: str
+) -> None:
+    """No window moves while it is away, so IAM users are locked rather than left with
+    tokens that would outlive their 15 minutes; password users are untouched."""
+    address = primary_address(setup["group"])
+    assert authenticates(address, ca, "iam-app", token(setup["allowed"]))
+    service.kill(signal.SIGTERM)
+    try:
+        assert not authenticates(address, ca, "iam-app", token(setup["allowed"]))
+        assert authenticates(address, ca, "default", DEFAULT_PASSWORD)
+    finally:
+        service.start()
+    wait_for(lambda: authenticates(address, ca, "iam-app", token(setup["allowed"])), 20)
 
 
 def test_no_token_or_secret_is_kept_or_shown(service: Service, setup: dict[str, Any]) -> None:

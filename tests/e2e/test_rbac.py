@@ -124,7 +124,12 @@ def test_acls_hold_on_every_member(ec: BaseClient, group: dict[str, Any], ca: st
         assert reader.get("app:1") == b"one"
         assert denied(lambda r=reader: r.set("app:1", "two"))
         assert denied(lambda r=reader: r.get("other:1"))
-        assert login(address, ca, "rbac-default").ping()
+        admin_like = login(address, ca, "rbac-default")  # on ~* +@all
+        assert admin_like.ping()
+        # ElastiCache's restricted commands stay out of reach of every user.
+        assert denied(lambda c=admin_like: c.execute_command("ACL", "SETUSER", "default", "nopass"))
+        assert denied(lambda c=admin_like: c.config_set("maxmemory-policy", "noeviction"))
+        assert denied(lambda c=admin_like: c.execute_command("REPLICAOF", "NO", "ONE"))
 
 
 def test_acls_survive_a_failover(ec: BaseClient, group: dict[str, Any], ca: str) -> None:
@@ -247,3 +252,49 @@ def test_a_deleted_cache_lets_go_of_its_user_group(ec: BaseClient, group: dict[s
     ec.delete_replication_group(ReplicationGroupId="rbac-brief")
     wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
     wait_for(lambda: group_status(ec)["ReplicationGroups"] == [], timeout=30)
+
+
+def test_moving_from_an_auth_token_to_rbac_and_back(
+    ec: BaseClient, group: dict[str, Any], ca: str
+) -> None:
+    token, other = "a-first-token-0123456789", "a-second-token-0123456789"
+    wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+    create_group(
+        ec,
+        "rbac-move",
+        members=1,
+        automatic_failover=False,
+        multi_az=False,
+        TransitEncryptionEnabled=True,
+        AuthToken=token,
+    )
+    address = primary_address(wait_group_available(ec, "rbac-move", timeout=60))
+    try:
+        assert connect(address, ca, password=token).ping()
+        ec.modify_replication_group(
+            ReplicationGroupId="rbac-move",
+            UserGroupIdsToAdd=[USER_GROUP],
+            AuthTokenUpdateStrategy="DELETE",
+            ApplyImmediately=True,
+        )
+        moved = wait_group_available(ec, "rbac-move")
+        assert moved["AuthTokenEnabled"] is False and moved["UserGroupIds"] == [USER_GROUP]
+        wait_for(lambda: refused(address, ca, None, token), timeout=10)
+        assert login(address, ca, "rbac-reader").ping()
+        wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+
+        # Back: the user group goes and the token given in the same call guards the node.
+        ec.modify_replication_group(
+            ReplicationGroupId="rbac-move",
+            RemoveUserGroups=True,
+            AuthToken=other,
+            AuthTokenUpdateStrategy="SET",
+            ApplyImmediately=True,
+        )
+        back = wait_group_available(ec, "rbac-move")
+        assert back["AuthTokenEnabled"] is True and back["UserGroupIds"] == []
+        wait_for(lambda: not refused(address, ca, None, other), timeout=10)
+        assert refused(address, ca, None, None)
+        assert refused(address, ca, "reader", PASSWORDS["rbac-reader"])
+    finally:
+        ec.delete_replication_group(ReplicationGroupId="rbac-move")

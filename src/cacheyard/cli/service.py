@@ -6,12 +6,13 @@ next start adopts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -187,6 +188,17 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_listening()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, except that the SIGTERM or SIGINT that stopped the server is
+        not raised again once it has stopped: that would end the process before the
+        service stops its controller (which locks IAM users) and closes its store."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def run(settings: Settings, announce: Callable[[Started], None]) -> None:

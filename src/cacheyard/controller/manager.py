@@ -79,6 +79,7 @@ class Controller:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._queue.stop()
+        await self.groups.lock_iam_users()  # after the last pass, so none undoes it
 
     async def resync(self) -> None:
         async with self._store.transaction() as tx:

@@ -220,6 +220,38 @@ class ReplicationGroupReconciler:
         # Connect tokens enter and leave the window every second.
         return TOKEN_REFRESH if work.access.iam_users else None
 
+    async def lock_iam_users(self) -> None:
+        """When the control plane stops, no token window moves until it is back, so
+        installed tokens would outlive their 15 minutes: every IAM user is left with
+        no password at all instead (fail closed). The next start puts the current
+        tokens back with its first pass."""
+        locks = []
+        async with self._store.transaction() as tx:
+            for record in await tx.all(REPLICATION_GROUP):
+                group = load(ReplicationGroupSpec, record.spec)
+                if not group.user_group_ids:
+                    continue
+                access = await group_access(tx, record, group)
+                members = [
+                    load(CacheClusterSpec, r.spec)
+                    for r in await tx.all(CACHE_CLUSTER)
+                    if r.spec.get("replication_group_id") == group.group_id
+                ]
+                locks += [(group, access, spec) for spec in members if access.iam_users]
+        if locks:
+            log.info("locking IAM users on %d nodes until the control plane is back", len(locks))
+        for group, access, spec in locks:
+            node = self.member_node(group, spec, None, access=access)
+            for user in access.iam_users:
+                try:
+                    await replication.change_passwords(
+                        node.address, node.port, user.name, [], [], reset=True, tls=node.tls
+                    )
+                except EngineError as exc:
+                    log.warning(
+                        "could not lock IAM user %s on %s: %s", user.name, spec.cluster_id, exc
+                    )
+
     async def _keep_after_failed_final_snapshot(
         self, group: ReplicationGroupSpec, member_records: list[Record], name: str
     ) -> None:
@@ -279,6 +311,9 @@ class ReplicationGroupReconciler:
     async def _converge(
         self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
     ) -> None:
+        # First, so no failure later in the pass (a silent primary, a member that
+        # cannot restart) holds back a revoked user or an expired token elsewhere.
+        await self._apply_access(group, members, work)
         await failover.handle_test_failover(self._host, group, members, work)
         await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
@@ -307,7 +342,11 @@ class ReplicationGroupReconciler:
             if member.id == primary.id:
                 continue
             if not member.running:
-                await self._restart_in_place(group, member, primary, work)
+                try:
+                    await self._restart_in_place(group, member, primary, work)
+                except EngineError as exc:  # the others still converge
+                    log.warning("replication group %s: %s", group.group_id, exc)
+                    work.ready = False
             elif member.info is not None and (
                 member.info.role == "primary" or member.info.primary_address != primary.address
             ):
@@ -437,13 +476,6 @@ class ReplicationGroupReconciler:
             if not member.answering:
                 continue
             seen = work.seen(member.id)
-            if seen.get("acl") != work.access.fingerprint:
-                # ACL users do not replicate: every member is told.
-                await replication.set_acl_users(
-                    member.address, member.node.port, work.access.users, tls=member.node.tls
-                )
-                seen["acl"] = work.access.fingerprint
-            await self._connect_tokens(group, member, work)
             changes = work.parameters.live_changes(seen.get("live", {}))
             if changes:
                 await replication.set_config(
@@ -458,6 +490,27 @@ class ReplicationGroupReconciler:
             if seen["applying"]:
                 work.ready = False  # until the AOF exists, writes are not yet durable
 
+    async def _apply_access(
+        self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
+    ) -> None:
+        """The ACL users, and the IAM users' token hashes, on every answering member
+        (ACL users do not replicate), each member on its own."""
+        fingerprint = work.access.fingerprint
+        for member in members.values():
+            if not member.answering:
+                continue
+            seen = work.seen(member.id)
+            try:
+                if seen.get("acl") != fingerprint:
+                    await replication.set_acl_users(
+                        member.address, member.node.port, work.access.users, tls=member.node.tls
+                    )
+                    seen["acl"] = fingerprint
+                await self._connect_tokens(group, member, work)
+            except EngineError as exc:
+                log.warning("replication group %s: %s: %s", group.group_id, member.id, exc)
+                work.ready = False
+
     async def _connect_tokens(
         self, group: ReplicationGroupSpec, member: Member, work: GroupPass
     ) -> None:
@@ -469,7 +522,10 @@ class ReplicationGroupReconciler:
         now = self._clock.now()
         node = member.node
         for user in iam_users:
-            wanted = self._tokens.hashes(group.group_id, work.access.region, user, now)
+            # Signing a new window (about 1,000 signatures) is CPU work: not on the loop.
+            wanted = await asyncio.to_thread(
+                self._tokens.hashes, group.group_id, work.access.region, user, now
+            )
             held = await replication.acl_passwords(
                 member.address, node.port, user.name, tls=node.tls
             )
@@ -711,7 +767,7 @@ class ReplicationGroupReconciler:
             # `available` once its engine answers.
             async with self._store.transaction() as tx:
                 await tx.update_spec(
-                    CACHE_CLUSTER, member_id, dump(_standalone(spec)), statuses.MODIFYING
+                    CACHE_CLUSTER, member_id, dump(_standalone(spec, group)), statuses.MODIFYING
                 )
             self._enqueue(CACHE_CLUSTER, member_id)
         if reader_spread.available():
@@ -730,8 +786,14 @@ class ReplicationGroupReconciler:
         return None
 
 
-def _standalone(spec: CacheClusterSpec) -> CacheClusterSpec:
-    return replace(spec, replication_group_id=None)
+def _standalone(spec: CacheClusterSpec, group: ReplicationGroupSpec) -> CacheClusterSpec:
+    """The kept primary as a cluster of its own, still asking for the group's AUTH token."""
+    return replace(
+        spec,
+        replication_group_id=None,
+        auth_tokens=group.auth_tokens,
+        auth_token_modified=group.auth_token_modified,
+    )
 
 
 async def _nothing() -> None:

@@ -7,9 +7,9 @@ the AUTH tokens. With a user group its users replace the built-in ones, each
 with its access string and password hashes (ADR 11, ADR 14).
 
 An IAM user's passwords are the hashes of its currently valid connect tokens,
-which change every second; they are not part of these rules but kept by the
-controller's token window (:mod:`cacheyard.domain.connect_tokens`), so the
-rules below never touch them.
+which change every second; they are not part of these rules but added right
+after them by the controller's token window
+(:mod:`cacheyard.domain.connect_tokens`): until then the user cannot log in.
 """
 
 from __future__ import annotations
@@ -22,8 +22,29 @@ from dataclasses import dataclass
 from cacheyard.domain.users import DEFAULT, IAM, NO_PASSWORD, UserSpec, access_rules
 
 ALL_ACCESS = ("~*", "&*", "+@all")
-# What `reset` does except `resetpass`: an IAM user's token hashes stay.
-_RESET_KEEPING_PASSWORDS = ("resetkeys", "resetchannels", "clearselectors", "-@all", "off")
+# ElastiCache's restricted commands: whoever authenticates may not reconfigure the
+# node, its replication or its users (only Cacheyard's control user may). They come
+# last, so no access string can grant them back.
+RESTRICTED = (
+    "-acl|setuser",
+    "-acl|deluser",
+    "-acl|load",
+    "-acl|save",
+    "-config",
+    "-debug",
+    "-module",
+    "-shutdown",
+    "-replicaof",
+    "-slaveof",
+    "-sync",
+    "-psync",
+    "-failover",
+    "-migrate",
+    "-save",
+    "-bgsave",
+    "-bgrewriteaof",
+    "-cluster",
+)
 
 
 @dataclass(frozen=True)
@@ -34,18 +55,22 @@ class AclUser:
 
 
 def default_user(token_hashes: Sequence[str]) -> AclUser:
-    """The built-in `default`: anyone, or only clients giving one of the AUTH tokens
-    (two while one is rotated)."""
-    passwords = tuple(f"#{h}" for h in token_hashes) or ("nopass",)
-    return AclUser(DEFAULT, ("on", "resetpass", *passwords, *ALL_ACCESS))
+    """The built-in `default`: anyone (Redis' own user, as a cache with no
+    authentication has it), or only clients giving one of the AUTH tokens (two
+    while one is rotated), without the restricted commands."""
+    if not token_hashes:
+        return AclUser(DEFAULT, ("reset", "nopass", "on", *ALL_ACCESS))
+    passwords = tuple(f"#{h}" for h in token_hashes)
+    return AclUser(DEFAULT, ("reset", *passwords, "on", *ALL_ACCESS, *RESTRICTED))
 
 
 def rbac_user(user: UserSpec) -> AclUser:
     """An RBAC user as an ACL user named by its user name: every rule from scratch."""
-    access = tuple(access_rules(user.access_string))
+    access = (*access_rules(user.access_string), *RESTRICTED)
     kind = user.authentication.type
     if kind == IAM:
-        return AclUser(user.user_name, (*_RESET_KEEPING_PASSWORDS, *access), iam=True)
+        # No password until the token window adds the hashes: closed, not open.
+        return AclUser(user.user_name, ("reset", *access), iam=True)
     passwords = (
         ("nopass",)
         if kind == NO_PASSWORD

@@ -9,6 +9,8 @@ work until the next change), SET replaces every token, DELETE removes them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from cacheyard.domain import faults
 
@@ -41,6 +43,15 @@ def for_new_cache(token: str | None, transit_encryption: bool) -> tuple[str, ...
             "AuthToken can only be used with TransitEncryptionEnabled."
         )
     return (token_hash(token),)
+
+
+def check_delete(strategy: str | None, params: Mapping[str, Any]) -> None:
+    """AWS allows DELETE only when moving to RBAC: with UserGroupIdsToAdd in the same call."""
+    if strategy == DELETE and not params.get("UserGroupIdsToAdd"):
+        raise faults.InvalidParameterCombinationException(
+            "AuthTokenUpdateStrategy DELETE is allowed only when transitioning to RBAC "
+            "(with UserGroupIdsToAdd)."
+        )
 
 
 def updated(current: tuple[str, ...], token: str | None, strategy: str | None) -> tuple[str, ...]:

@@ -208,9 +208,9 @@ async def set_acl_users(
     (present,) = await _command(address, port, timeout, ("ACL", "USERS"), tls=tls)
     wanted = {u.name for u in users}
     unwanted = [name for name in present if name not in wanted | {CONTROL_USER, "default"}]
-    commands = [("ACL", "SETUSER", u.name, *u.rules) for u in users]
-    if unwanted:
-        commands.append(("ACL", "DELUSER", *unwanted))
+    # Removals first: a refused SETUSER later must not leave a revoked user in place.
+    commands = [("ACL", "DELUSER", *unwanted)] if unwanted else []
+    commands += [("ACL", "SETUSER", u.name, *u.rules) for u in users]
     await _command(address, port, timeout, *commands, tls=tls)
 
 

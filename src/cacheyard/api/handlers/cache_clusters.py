@@ -273,6 +273,7 @@ def _auth_token_change(spec: CacheClusterSpec, params: Params, now: datetime) ->
             "AuthToken is only supported for Redis; Memcached uses SASL (the tag "
             "cacheyard:sasl-user-group)."
         )
+    auth_tokens.check_delete(params.get("AuthTokenUpdateStrategy"), params)
     if not spec.transit_encryption:
         raise faults.InvalidParameterCombinationException(
             "AuthToken can only be used with TransitEncryptionEnabled."

@@ -328,6 +328,7 @@ async def modify(ctx: Context, params: Params) -> Params:
         check_failover_settings(len(group.member_ids), automatic, multi_az)
         group = replace(_group_metadata(group, params), automatic_failover=automatic)
         if params.get("AuthToken") is not None or params.get("AuthTokenUpdateStrategy"):
+            auth_tokens.check_delete(params.get("AuthTokenUpdateStrategy"), params)
             if not group.transit_encryption:
                 raise faults.InvalidParameterCombinationException(
                     "AuthToken can only be used with TransitEncryptionEnabled."
@@ -345,9 +346,12 @@ async def modify(ctx: Context, params: Params) -> Params:
         # Until every member takes the new tokens.
         status = statuses.MODIFYING if group.auth_tokens != current.auth_tokens else record.status
         user_groups = await user_group_links.modified(tx, params, group)
-        if user_groups != group.user_group_ids:
+        if set(user_groups) - set(group.user_group_ids):
             # A user group's `default` user takes the AUTH token's place (AWS's migration).
             group = replace(group, user_group_ids=user_groups, auth_tokens=())
+            status = statuses.MODIFYING
+        elif user_groups != group.user_group_ids:
+            group = replace(group, user_group_ids=user_groups)  # tokens asked for stay
             status = statuses.MODIFYING
         primary_id = params.get("PrimaryClusterId")
         if primary_id is not None and primary_id.lower() != current_primary(record):
@@ -402,6 +406,11 @@ async def delete(ctx: Context, params: Params) -> Params:
             await snapshots.begin(ctx, tx, snapshot, {})
             group = replace(group, final_snapshot=snapshot.name)
         retain = bool(params.get("RetainPrimaryCluster"))
+        if retain and group.user_group_ids:
+            raise faults.InvalidParameterCombinationException(
+                "RetainPrimaryCluster can't keep a cluster of a replication group with a user "
+                "group (a cluster has no user groups): remove the user group first."
+            )
         primary = current_primary(record)
         for member_id in group.member_ids:
             if retain and member_id == primary:

@@ -100,7 +100,8 @@ async def modified(tx: Transaction, params: Params, group: ReplicationGroupSpec)
                 f"{group.group_id}."
             )
     after = tuple(g for g in current if g not in to_remove) + tuple(to_add)
-    if after and (params.get("AuthToken") is not None or params.get("AuthTokenUpdateStrategy")):
+    strategy = params.get("AuthTokenUpdateStrategy")
+    if after and (params.get("AuthToken") is not None or strategy not in (None, "DELETE")):
         raise faults.InvalidParameterCombinationException(
             "AuthToken can't be used on a replication group with a user group."
         )

@@ -16,6 +16,7 @@ from cacheyard.api.handlers import user_group_links
 from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import new_record, tags_param
+from cacheyard.controller import keys
 from cacheyard.domain import faults, statuses, users
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.users import UserGroupSpec, UserSpec
@@ -159,7 +160,10 @@ async def modify(ctx: Context, params: Params) -> Params:
             await tx.set_user_passwords(user_id, _sealed_passwords(new, params))
         groups = await tx.all(users.USER_GROUP)
         caches = await user_group_links.mark_changing(tx, group_ids_of(user_id, groups))
-        status = statuses.MODIFYING if caches else users.ACTIVE
+        # Replication groups report back when their nodes hold the change; a SASL
+        # Memcached cluster takes it with its next pass and reports nothing.
+        applied_by_groups = any(kind == keys.REPLICATION_GROUP for kind, _ in caches)
+        status = statuses.MODIFYING if applied_by_groups else users.ACTIVE
         record = await tx.update_spec(users.USER, user_id, dump(new), status)
     user_group_links.reconcile(ctx, caches)
     return user_view(record, group_ids_of(user_id, groups))
