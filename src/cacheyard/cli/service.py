@@ -6,13 +6,12 @@ next start adopts them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +48,8 @@ from cacheyard.store.snapshot_files import SnapshotFiles
 log = logging.getLogger(__name__)
 
 CONTROL_KEY = "control.key"
+# How long a stopping service waits for its controller (and the IAM lock) at most.
+SHUTDOWN_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
             settings.endpoint_file.write_text(f"{settings.endpoint_url}\n")
             announce(started)
 
-        await _Server(config, on_listening).serve()
+        await _Server(config, on_listening, controller.stop).serve()
     finally:
         await monitor.stop()
         await controller.stop()
@@ -180,25 +181,32 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
 class _Server(uvicorn.Server):
     """uvicorn's server, telling us once it really listens."""
 
-    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_listening: Callable[[], None],
+        on_shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
         super().__init__(config)
         self._on_listening = on_listening
+        self._on_shutdown = on_shutdown
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             self._on_listening()
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """As uvicorn's, except that the SIGTERM or SIGINT that stopped the server is
-        not raised again once it has stopped: that would end the process before the
-        service stops its controller (which locks IAM users) and closes its store."""
-        with super().capture_signals():
-            try:
-                yield
-            finally:
-                self._captured_signals.clear()
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn raises the signal that stopped it again once ``serve`` returns,
+        which ends the process before the service's own ``finally``: what must
+        happen on the way out (the controller locks IAM users) happens here,
+        bounded so that an engine that does not answer cannot hold the exit."""
+        await super().shutdown(sockets)
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await self._on_shutdown()
+        except TimeoutError:
+            log.warning("the controller did not stop within %.0f s", SHUTDOWN_TIMEOUT)
 
 
 def run(settings: Settings, announce: Callable[[Started], None]) -> None:

@@ -8,7 +8,7 @@ users and the IAM principals, so a pass applies one consistent picture.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cacheyard.controller.keys import REPLICATION_GROUP
@@ -72,7 +72,8 @@ async def group_access(tx: Transaction, record: Record, group: ReplicationGroupS
 async def _members(tx: Transaction, user_group_id: str) -> list[UserSpec]:
     record = await tx.get(users.USER_GROUP, user_group_id)
     if record is None:
-        return [users.DEFAULT_USER]  # deleted under us: the next pass sees the spec change
+        # Deleted under us (the next pass sees the spec change): closed meanwhile.
+        return [replace(users.DEFAULT_USER, access_string="off -@all")]
     spec = load(UserGroupSpec, record.spec)
     found = []
     for user_id in spec.user_ids:
