@@ -165,18 +165,7 @@ def test_a_tls_group_replicates_fails_over_and_snapshots_over_tls(ec: BaseClient
 @pytest.mark.parametrize(
     ("call", "params", "code"),
     [
-        # (Memcached TLS is built: tests/e2e/test_memcached_tls.py.)
-        (
-            "create_replication_group",
-            {
-                "ReplicationGroupId": "tls-preferred",
-                "ReplicationGroupDescription": "d",
-                "CacheNodeType": NODE_TYPE,
-                "TransitEncryptionEnabled": True,
-                "TransitEncryptionMode": "preferred",
-            },
-            "InvalidParameterValue",
-        ),
+        # (Memcached TLS: test_memcached_tls.py; preferred mode: test_tls_migration.py.)
         (
             "create_replication_group",
             {
@@ -207,7 +196,25 @@ def test_a_running_group_cannot_switch_tls_on_without_preferred_mode(ec: BaseCli
                 TransitEncryptionEnabled=True,
                 ApplyImmediately=True,
             )
-        assert error_of(raised) == ("InvalidParameterValue", 400)
+        assert error_of(raised) == ("InvalidParameterCombination", 400)
         assert wait_group_available(ec, "tls-plain")["TransitEncryptionEnabled"] is False
     finally:
         ec.delete_replication_group(ReplicationGroupId="tls-plain")
+
+
+def test_a_group_created_in_preferred_mode_takes_both_kinds_of_client(
+    ec: BaseClient, ca: str
+) -> None:
+    create_group(
+        ec, "tls-both", members=2, TransitEncryptionEnabled=True, TransitEncryptionMode="preferred"
+    )
+    group = wait_group_available(ec, "tls-both")
+    try:
+        assert group["TransitEncryptionMode"] == "preferred"
+        endpoint = node_group(group)["PrimaryEndpoint"]["Address"]
+        wait_for(lambda: tls_client(endpoint, ca).set("via", "tls"), timeout=20)
+        plain = redis.Redis(endpoint, 6379, socket_timeout=5)
+        assert plain.get("via") == b"tls"
+        assert plain.set("via", "plain")
+    finally:
+        ec.delete_replication_group(ReplicationGroupId="tls-both")

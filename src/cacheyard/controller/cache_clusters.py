@@ -28,7 +28,7 @@ from cacheyard.controller.tls import (
     endpoint_tls,
     ensure_certificate,
     ensure_endpoint_certificate,
-    node_tls,
+    redis_listeners,
     started_users,
 )
 from cacheyard.domain import events, statuses
@@ -120,12 +120,13 @@ class CacheClusterReconciler:
             engine="redis" if spec.engine == "redis" else "memcached",
             node_dir=node_dir,
             address=plan.address,
-            port=spec.port,
             max_memory_mb=kind.memory_mb,
             threads=kind.memcached_threads,
             redis_config=overrides if spec.engine == "redis" else {},
             memcached_options=overrides if spec.engine == "memcached" else {},
-            tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
+            **redis_listeners(
+                self._layout, node_dir, spec.port, spec.required_tls, spec.preferred_tls
+            ),
             acl_users=started_users(node_users(spec.auth_tokens, None)),
             control_password=control.password() if spec.engine == "redis" else None,
             sasl_users=with_control_user(sasl_users) if spec.sasl_user_group else (),

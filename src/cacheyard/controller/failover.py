@@ -116,7 +116,12 @@ async def switch_over(
         )
         await _bind_when_free(target, [target.address, group.primary_endpoint])
         await replication.make_replica(
-            old.address, old.node.port, target.address, target.node.port, tls=old.node.tls
+            old.address,
+            old.node.port,
+            target.address,
+            target.node.port,
+            tls=old.node.tls,
+            over_tls=target.node.tls is not None,
         )
         work.repointed.update(await _repoint_others(members, target, exclude=old.id))
         work.repointed.add(old.id)
@@ -161,7 +166,12 @@ async def _repoint_others(members: dict[str, Member], primary: Member, exclude: 
     await asyncio.gather(
         *(
             replication.make_replica(
-                m.address, m.node.port, primary.address, primary.node.port, tls=m.node.tls
+                m.address,
+                m.node.port,
+                primary.address,
+                primary.node.port,
+                tls=m.node.tls,
+                over_tls=primary.node.tls is not None,
             )
             for m in others
         )

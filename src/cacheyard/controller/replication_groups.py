@@ -26,7 +26,7 @@ from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
 from cacheyard.controller.parameters import NodeParameters, node_parameters
 from cacheyard.controller.restore import RestoreFailed, discard_rdb, seed_first_start
-from cacheyard.controller.tls import ensure_certificate, node_tls, started_users
+from cacheyard.controller.tls import ensure_certificate, redis_listeners, started_users
 from cacheyard.domain import events, statuses
 from cacheyard.domain.acl import node_users
 from cacheyard.domain.cache_clusters import CacheClusterSpec
@@ -36,9 +36,11 @@ from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
 from cacheyard.engines import control, live_config, reader_spread, replication
+from cacheyard.engines.control import CONTROL_USER
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
+from cacheyard.engines.tls_front import FRONT_DIR, FrontSpec
 from cacheyard.store import Record, Store
 from cacheyard.store.snapshot_files import SnapshotFiles
 
@@ -145,14 +147,18 @@ class ReplicationGroupReconciler:
         if primary is not None and primary.address != spec.nodes[0].address:
             config["replicaof"] = f"{primary.address} {primary.port}"
         node_dir = self._layout.node(spec.cluster_id, spec.nodes[0].node_id)
+        following = primary is not None and primary.address != spec.nodes[0].address
         return NodeSpec(
             engine="redis",
             node_dir=node_dir,
             address=spec.nodes[0].address,
-            port=spec.port,
             max_memory_mb=node_type(spec.node_type).memory_mb,
             redis_config=config,
-            tls=node_tls(self._layout, node_dir) if spec.transit_encryption else None,
+            **redis_listeners(
+                self._layout, node_dir, spec.port, spec.required_tls, spec.preferred_tls
+            ),
+            # While the group migrates, a replica may follow a primary of the other mode.
+            replicate_over_tls=(primary.tls is not None) if following and primary else None,
             acl_users=started_users(
                 access.users if access is not None else node_users(group.auth_tokens, None)
             ),
@@ -314,6 +320,7 @@ class ReplicationGroupReconciler:
         # First, so no failure later in the pass (a silent primary, a member that
         # cannot restart) holds back a revoked user or an expired token elsewhere.
         await self._apply_access(group, members, work)
+        await self._keep_fronts(members)
         await failover.handle_test_failover(self._host, group, members, work)
         await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
@@ -357,12 +364,14 @@ class ReplicationGroupReconciler:
                     primary.address,
                     primary.node.port,
                     tls=member.node.tls,
+                    over_tls=primary.node.tls is not None,
                 )
         if primary.info is not None and primary.info.role != "primary":
             await replication.make_primary(primary.address, primary.node.port, tls=primary.node.tls)
         await self._apply_settings(group, members, work)
         self._update_sync_flags(members, primary, work)
         await self._place_endpoints(group, members, primary, work)
+        await self._migrate_transit(group, members, primary, work)
 
     async def _replace_silent_primary(
         self,
@@ -489,6 +498,58 @@ class ReplicationGroupReconciler:
             )
             if seen["applying"]:
                 work.ready = False  # until the AOF exists, writes are not yet durable
+
+    async def _keep_fronts(self, members: dict[str, Member]) -> None:
+        """A member in TransitEncryptionMode preferred has its front (engines/tls_front.py)
+        while its Redis runs; no other member has one."""
+        for member in members.values():
+            front_dir = member.node.node_dir / FRONT_DIR
+            running = self._host.find(front_dir) is not None
+            if member.spec.preferred_tls and member.running and not running:
+                front = FrontSpec(
+                    front_dir,
+                    member.address,
+                    member.spec.port,
+                    CONTROL_USER,
+                    control.password() or "",
+                )
+                self._host.start_front(front)
+            elif not member.spec.preferred_tls and running:
+                await self._host.stop(front_dir, grace=0)
+
+    async def _migrate_transit(
+        self,
+        group: ReplicationGroupSpec,
+        members: dict[str, Member],
+        primary: Member,
+        work: GroupPass,
+    ) -> None:
+        """One step of a TransitEncryptionMode change, once the group is healthy: a
+        replica at a time is restarted in the group's mode (and resyncs); when only
+        the primary is left, its role moves to a migrated replica without losing a
+        write, and the old primary follows as a replica."""
+        wanted = _transit(group)
+        pending = [m for m in members.values() if _transit(m.spec) != wanted]
+        if not pending:
+            return
+        work.ready = False  # the group stays `modifying` until every member has moved
+        if not all(m.answering and work.seen(m.id).get("synced") for m in members.values()):
+            return
+        replica = next((m for m in pending if m.id != primary.id), None)
+        if replica is None:
+            others = [m for m in members.values() if m.id != primary.id]
+            if others:
+                await failover.switch_over(group, members, others[0], work)
+            return
+        await self._host.stop(replica.node.node_dir)
+        await self._host.stop(replica.node.node_dir / FRONT_DIR, grace=0)  # frees the port
+        spec = replace(replica.spec, transit_encryption=wanted[0], transit_mode=group.transit_mode)
+        async with self._store.transaction() as tx:
+            await tx.update_spec(CACHE_CLUSTER, replica.id, dump(spec), replica.record.status)
+        replica.spec = spec
+        replica.running = False
+        log.info("replication group %s: %s moves to %s", group.group_id, replica.id, wanted)
+        await self._restart_in_place(group, replica, primary, work)
 
     async def _apply_access(
         self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
@@ -784,6 +845,11 @@ class ReplicationGroupReconciler:
                 )
             )
         return None
+
+
+def _transit(spec: CacheClusterSpec | ReplicationGroupSpec) -> tuple[bool, str]:
+    """TransitEncryptionEnabled and its mode (none when disabled)."""
+    return spec.transit_encryption, spec.transit_mode if spec.transit_encryption else ""
 
 
 def _standalone(spec: CacheClusterSpec, group: ReplicationGroupSpec) -> CacheClusterSpec:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cacheyard.controller.keys import CACHE_CLUSTER, REPLICATION_GROUP, SNAPSHOT
 from cacheyard.controller.layout import Layout
-from cacheyard.controller.tls import node_tls
+from cacheyard.controller.tls import redis_listeners
 from cacheyard.domain import events, statuses
 from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
@@ -160,8 +160,12 @@ class SnapshotReconciler:
         spec = load(CacheClusterSpec, cluster.spec)
         node = spec.nodes[0]
         node_dir = self._layout.node(spec.cluster_id, node.node_id)
-        tls = node_tls(self._layout, node_dir) if spec.transit_encryption else None
-        return _Source(spec.cluster_id, node.address, spec.port, node_dir, tls)
+        listeners = redis_listeners(
+            self._layout, node_dir, spec.port, spec.required_tls, spec.preferred_tls
+        )
+        return _Source(
+            spec.cluster_id, node.address, listeners["port"], node_dir, listeners.get("tls")
+        )
 
     @staticmethod
     def _event_source(spec: SnapshotSpec) -> tuple[str, str]:

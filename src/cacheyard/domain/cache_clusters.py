@@ -22,6 +22,11 @@ MAX_MEMCACHED_NODES = 40
 DEFAULT_MAINTENANCE_WINDOW = "sun:05:00-sun:06:00"
 
 
+# TransitEncryptionMode values.
+REQUIRED = "required"
+PREFERRED = "preferred"
+
+
 @dataclass(frozen=True)
 class NodePlan:
     node_id: str
@@ -70,8 +75,20 @@ class CacheClusterSpec:
     replication_group_id: str | None = None
     restore: RestoreSource | None = None
     final_snapshot: str | None = None
-    # TLS only on the node's port (TransitEncryptionMode required).
+    # TLS on the node's port: only TLS (TransitEncryptionMode required), or TLS and
+    # plain text while a replication group migrates (preferred).
     transit_encryption: bool = False
+    transit_mode: str = REQUIRED
+
+    @property
+    def preferred_tls(self) -> bool:
+        """TLS and plain text on the port: a front holds it (engines/tls_front.py)."""
+        return self.transit_encryption and self.transit_mode == PREFERRED
+
+    @property
+    def required_tls(self) -> bool:
+        return self.transit_encryption and self.transit_mode == REQUIRED
+
     # SHA-256 of the AUTH tokens accepted (two while one is rotated).
     auth_tokens: tuple[str, ...] = ()
     auth_token_modified: datetime | None = None

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from cacheyard.domain import faults
 from cacheyard.domain.cache_clusters import (
     DEFAULT_MAINTENANCE_WINDOW,
+    PREFERRED,
+    REQUIRED,
     CacheClusterSpec,
     NodePlan,
     Placement,
@@ -57,6 +59,8 @@ class ReplicationGroupSpec:
     snapshot_window: str | None = None
     final_snapshot: str | None = None
     transit_encryption: bool = False
+    # required, or preferred while clients migrate (the members follow one by one).
+    transit_mode: str = REQUIRED
     # SHA-256 of the AUTH tokens accepted (two while one is rotated).
     auth_tokens: tuple[str, ...] = ()
     auth_token_modified: datetime | None = None
@@ -87,6 +91,7 @@ class GroupRequest:
     subnet_group: str
     parameter_group: str | None
     transit_encryption: bool = False
+    transit_mode: str = REQUIRED
 
 
 def member_id(group_id: str, index: int) -> str:
@@ -139,6 +144,7 @@ def _member(
     subnet_group: str,
     parameter_group: str,
     transit_encryption: bool,
+    transit_mode: str = REQUIRED,
 ) -> CacheClusterSpec:
     return CacheClusterSpec(
         cluster_id=cluster_id,
@@ -154,6 +160,7 @@ def _member(
         created_at=now,
         replication_group_id=group_id,
         transit_encryption=transit_encryption,
+        transit_mode=transit_mode,
     )
 
 
@@ -187,6 +194,7 @@ def plan_group(
             request.subnet_group,
             parameter_group,
             request.transit_encryption,
+            request.transit_mode,
         )
         for i, zone in enumerate(zones, start=1)
     ]
@@ -208,6 +216,7 @@ def plan_group(
         created_at=now,
         next_member=len(members) + 1,
         transit_encryption=request.transit_encryption,
+        transit_mode=request.transit_mode,
     )
     return group, members
 
@@ -254,6 +263,7 @@ def plan_add_replicas(
                 group.subnet_group,
                 group.parameter_group,
                 group.transit_encryption,
+                group.transit_mode,
             )
         )
     grown = replace(
@@ -295,3 +305,44 @@ def record_test_failover(group: ReplicationGroupSpec, now: datetime) -> Replicat
             f"for replication group {group.group_id}."
         )
     return replace(group, test_failovers=(*recent, now))
+
+
+def transit_change(
+    group: ReplicationGroupSpec, enabled: bool | None, mode: str | None
+) -> tuple[bool, str] | None:
+    """ModifyReplicationGroup's TransitEncryptionEnabled / TransitEncryptionMode: the
+    new (enabled, mode), or None for no change. As on AWS, a live group goes through
+    `preferred` both ways (plain text <-> preferred <-> required), one step a call."""
+    if enabled is None and mode is None:
+        return None
+    if mode not in (None, PREFERRED, REQUIRED):
+        raise faults.InvalidParameterValueException(
+            f"Invalid TransitEncryptionMode {mode}: preferred or required."
+        )
+    now = group.transit_mode if group.transit_encryption else None
+    wanted_on = group.transit_encryption if enabled is None else enabled
+    if not wanted_on:
+        if mode is not None:
+            raise faults.InvalidParameterCombinationException(
+                "TransitEncryptionMode needs TransitEncryptionEnabled."
+            )
+        wanted = None
+    else:
+        wanted = mode or now or REQUIRED
+    if wanted == now:
+        return None
+    if PREFERRED not in (now, wanted):
+        raise faults.InvalidParameterCombinationException(
+            "Encryption in transit changes on a running group through TransitEncryptionMode "
+            "preferred: set it to preferred first."
+        )
+    if len(group.member_ids) < 2:
+        raise faults.InvalidParameterCombinationException(
+            "Changing encryption in transit restarts the members one by one and moves the "
+            "primary role: the group needs at least one replica."
+        )
+    if wanted is None and (group.auth_tokens or group.user_group_ids):
+        raise faults.InvalidParameterCombinationException(
+            "AUTH tokens and user groups need encryption in transit."
+        )
+    return (True, wanted) if wanted is not None else (False, REQUIRED)

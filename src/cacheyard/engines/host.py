@@ -25,6 +25,7 @@ from cacheyard.engines import launch, probes, procfs, sasl
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineStartError, EngineStopError
 from cacheyard.engines.spec import NodeSpec, RunningProcess
+from cacheyard.engines.tls_front import FrontSpec, write_front_config
 
 STOP_POLL = 0.01
 SETTLE_POLL = 0.002
@@ -50,6 +51,9 @@ class EngineHost(Protocol):
         Later maps only need write_discovery_config(); the address and port
         are read once, so changing them takes a stop and a start.
         """
+
+    def start_front(self, spec: FrontSpec) -> RunningProcess:
+        """Spawn a node's TransitEncryptionMode `preferred` front."""
 
     async def stop(self, node_dir: Path, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace``; returns once nothing runs there."""
@@ -141,6 +145,13 @@ class LocalEngineHost:
         argv = launch.discovery_argv(self._python, spec.node_dir)
         return self._spawn(argv, spec.node_dir, spec.address, spec.port, launch.discovery_env())
 
+    def start_front(self, spec: FrontSpec) -> RunningProcess:
+        """The `preferred`-mode front of a node (engines/tls_front.py)."""
+        self._refuse_if_running(spec.front_dir)
+        write_front_config(spec)
+        argv = launch.front_argv(self._python, spec.front_dir)
+        return self._spawn(argv, spec.front_dir, spec.address, spec.port, launch.discovery_env())
+
     async def stop(self, node_dir: Path, grace: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
         where = _real(node_dir)
@@ -187,7 +198,7 @@ class LocalEngineHost:
         name = Path(exe).name
         if name in self._engine_names:
             return True
-        return name.startswith("python") and launch.is_discovery_cmdline(procfs.cmdline(pid))
+        return name.startswith("python") and launch.is_helper_cmdline(procfs.cmdline(pid))
 
     def _scan(self, wanted: Callable[[str], bool]) -> dict[str, list[RunningProcess]]:
         """Live processes of ours by directory, each list's main process first."""

@@ -24,6 +24,7 @@ MEMCACHED_OPTIONS = "memcached-options.json"
 RDB_FILE = "dump.rdb"
 ENGINE_LOG = "engine.log"
 DISCOVERY_MODULE = "cacheyard.engines.discovery_server"
+FRONT_MODULE = "cacheyard.engines.tls_front"
 MEMCACHED_MAX_CONNECTIONS = 4096
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -70,6 +71,19 @@ def redis_directives(spec: NodeSpec) -> dict[str, str]:
                 "tls-replication": "yes",
             }
         )
+    if spec.preferred_tls is not None:
+        directives.update(
+            {
+                "tls-port": str(spec.port + 1),
+                "tls-cert-file": str(spec.preferred_tls.cert),
+                "tls-key-file": str(spec.preferred_tls.key),
+                "tls-ca-cert-file": str(spec.preferred_tls.ca),
+                "tls-auth-clients": "no",
+                "tls-replication": "no",
+            }
+        )
+    if spec.replicate_over_tls is not None:
+        directives["tls-replication"] = "yes" if spec.replicate_over_tls else "no"
     directives.update(spec.redis_config)
     return directives
 
@@ -159,6 +173,10 @@ def memcached_user_argv() -> list[str]:
     return ["-u", "root"] if os.geteuid() == 0 else []
 
 
+def front_argv(python: str, front_dir: Path) -> list[str]:
+    return [python, "-P", "-m", FRONT_MODULE, str(front_dir)]
+
+
 def discovery_argv(python: str, node_dir: Path) -> list[str]:
     # -P: the working directory (the node's) must not shadow any module.
     return [python, "-P", "-m", DISCOVERY_MODULE, str(node_dir)]
@@ -178,5 +196,6 @@ def discovery_env() -> dict[str, str]:
     return env
 
 
-def is_discovery_cmdline(argv: list[str]) -> bool:
-    return DISCOVERY_MODULE in argv
+def is_helper_cmdline(argv: list[str]) -> bool:
+    """A Python process of ours: a configuration endpoint or a preferred-mode front."""
+    return DISCOVERY_MODULE in argv or FRONT_MODULE in argv

@@ -96,14 +96,20 @@ async def make_replica(
     timeout: float = 1.0,  # noqa: ASYNC109,
     *,
     tls: TlsFiles | None = None,
+    over_tls: bool | None = None,
 ) -> None:
-    """REPLICAOF primary primary_port.
+    """REPLICAOF primary primary_port (after ``tls-replication``, when ``over_tls``
+    is given: a node migrating between TLS modes may follow a primary of the other).
 
     Redis itself answers "Already connected to specified master" when the node
     follows that primary already, leaving the link (and any sync under way)
     alone, so repeating this never causes a resync.
     """
-    await _command(address, port, timeout, ("REPLICAOF", primary, str(primary_port)), tls=tls)
+    commands: list[tuple[str, ...]] = []
+    if over_tls is not None:
+        commands.append(("CONFIG", "SET", "tls-replication", "yes" if over_tls else "no"))
+    commands.append(("REPLICAOF", primary, str(primary_port)))
+    await _command(address, port, timeout, *commands, tls=tls)
 
 
 async def bound_addresses(

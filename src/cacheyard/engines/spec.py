@@ -65,6 +65,13 @@ class NodeSpec:
     # TLS only on the node's port (ElastiCache's TransitEncryptionMode required),
     # for redis and memcached alike; clients are not asked for certificates.
     tls: TlsFiles | None = None
+    # TransitEncryptionMode preferred (redis): ``port`` is then Redis' internal
+    # plain-text port, TLS listens on ``port + 1``, and a front holds the public
+    # port (engines/tls_front.py). Control connections stay plain text, on ``port``.
+    preferred_tls: TlsFiles | None = None
+    # Whether replication to the primary uses TLS; by default, when the node is TLS.
+    # A node migrating between modes may replicate from a primary of the other mode.
+    replicate_over_tls: bool | None = None
     # ACL users written into redis.conf: (name, rules) with rules such as "on",
     # "#<sha256>", "~*" (words without spaces or quotes).
     acl_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -93,6 +100,8 @@ class NodeSpec:
                 raise ValueError(f"invalid redis directive {name!r}")
             if name in RESERVED_REDIS_DIRECTIVES:
                 raise ValueError(f"redis directive {name!r} is managed by the engine host")
+        if self.preferred_tls is not None and (self.tls is not None or self.engine != "redis"):
+            raise ValueError("preferred TLS is for redis nodes without required TLS")
         if self.tls is not None and self.engine == "memcached":
             for path in (self.tls.cert, self.tls.key):
                 if _MEMCACHED_TLS_PATH_BREAKERS.intersection(str(path)):

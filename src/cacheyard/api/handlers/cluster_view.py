@@ -57,7 +57,7 @@ def cluster_view(record: Record, show_nodes: bool, snapshotting: bool = False) -
         "IpDiscovery": "ipv4",
     }
     if spec.transit_encryption:
-        view["TransitEncryptionMode"] = "required"
+        view["TransitEncryptionMode"] = spec.transit_mode
     if spec.auth_token_modified is not None:
         view["AuthTokenLastModifiedDate"] = spec.auth_token_modified
     if spec.notification_topic_arn:

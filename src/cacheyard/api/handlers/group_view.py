@@ -68,7 +68,7 @@ def group_view(record: Record, members: dict[str, Record]) -> dict[str, Any]:
             else {}
         ),
         "TransitEncryptionEnabled": spec.transit_encryption,
-        **({"TransitEncryptionMode": "required"} if spec.transit_encryption else {}),
+        **({"TransitEncryptionMode": spec.transit_mode} if spec.transit_encryption else {}),
         "AtRestEncryptionEnabled": False,
         "ARN": record.arn,
         "UserGroupIds": list(spec.user_group_ids),

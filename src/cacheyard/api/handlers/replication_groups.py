@@ -25,7 +25,7 @@ from cacheyard.api.handlers.resources import (
 from cacheyard.controller import keys
 from cacheyard.domain import auth_tokens, faults, identifiers, statuses, windows
 from cacheyard.domain import snapshots as snapshot_sources
-from cacheyard.domain.cache_clusters import CacheClusterSpec
+from cacheyard.domain.cache_clusters import REQUIRED, CacheClusterSpec
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.network import DEFAULT_SUBNET_GROUP
 from cacheyard.domain.node_types import node_type
@@ -39,6 +39,7 @@ from cacheyard.domain.replication_groups import (
     plan_group,
     plan_remove_replicas,
     record_test_failover,
+    transit_change,
 )
 from cacheyard.domain.snapshots import snapshot_name
 from cacheyard.store import Record, Transaction
@@ -196,6 +197,7 @@ async def _new_group(
         subnet_group=subnet_group,
         parameter_group=params.get("CacheParameterGroupName"),
         transit_encryption=transit_encryption(params, "redis"),
+        transit_mode=params.get("TransitEncryptionMode") or REQUIRED,
     )
     return plan_group(request, await placement_for(ctx, tx, subnet_group), now)
 
@@ -304,13 +306,12 @@ async def modify(ctx: Context, params: Params) -> Params:
             raise faults.InvalidParameterCombinationException(
                 "Changing the node type of a group is not supported by this Cacheyard version."
             )
-        if params.get("TransitEncryptionEnabled") not in (None, group.transit_encryption) or (
-            params.get("TransitEncryptionMode") is not None
-        ):
-            raise faults.InvalidParameterValueException(
-                "Changing encryption in transit of a running group goes through "
-                "TransitEncryptionMode preferred, which this Cacheyard version does not support."
-            )
+        transit = transit_change(
+            group, params.get("TransitEncryptionEnabled"), params.get("TransitEncryptionMode")
+        )
+        if transit is not None:
+            # The members follow one by one (controller: _migrate_transit).
+            group = replace(group, transit_encryption=transit[0], transit_mode=transit[1])
         if params.get("EngineVersion") is not None and (
             ctx.catalog.resolve("redis", params["EngineVersion"]).version != group.engine_version
         ):
@@ -343,8 +344,9 @@ async def modify(ctx: Context, params: Params) -> Params:
                 auth_token_modified=ctx.clock.now(),
             )
         group = replace(group, multi_az=multi_az)
-        # Until every member takes the new tokens.
-        status = statuses.MODIFYING if group.auth_tokens != current.auth_tokens else record.status
+        # Until every member takes the new tokens, or has moved to the new transit mode.
+        changing = group.auth_tokens != current.auth_tokens or transit is not None
+        status = statuses.MODIFYING if changing else record.status
         user_groups = await user_group_links.modified(tx, params, group)
         if set(user_groups) - set(group.user_group_ids):
             # A user group's `default` user takes the AUTH token's place (AWS's migration).
@@ -406,6 +408,11 @@ async def delete(ctx: Context, params: Params) -> Params:
             await snapshots.begin(ctx, tx, snapshot, {})
             group = replace(group, final_snapshot=snapshot.name)
         retain = bool(params.get("RetainPrimaryCluster"))
+        if retain and group.transit_encryption and group.transit_mode != REQUIRED:
+            raise faults.InvalidParameterCombinationException(
+                "RetainPrimaryCluster can't keep a cluster in TransitEncryptionMode preferred: "
+                "set the group's mode to required first."
+            )
         if retain and group.user_group_ids:
             raise faults.InvalidParameterCombinationException(
                 "RetainPrimaryCluster can't keep a cluster of a replication group with a user "

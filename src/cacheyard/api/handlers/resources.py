@@ -72,19 +72,18 @@ NOT_YET = {
 
 
 def transit_encryption(params: Mapping[str, Any], engine: str) -> bool:
-    """TransitEncryptionEnabled (and TransitEncryptionMode) of a new cache: TLS only
-    on the node's port, as ElastiCache's mode ``required``, for Redis and Memcached
-    (whose configuration endpoint speaks TLS too)."""
+    """TransitEncryptionEnabled of a new cache (its TransitEncryptionMode checked): TLS
+    on the node's port, for Redis and Memcached (whose configuration endpoint speaks
+    TLS too)."""
     enabled = bool(params.get("TransitEncryptionEnabled"))
     mode = params.get("TransitEncryptionMode")
     if mode is not None and not enabled:
         raise faults.InvalidParameterCombinationException(
             "TransitEncryptionMode needs TransitEncryptionEnabled."
         )
-    if mode == "preferred":
+    if mode not in (None, "preferred", "required"):
         raise faults.InvalidParameterValueException(
-            "TransitEncryptionMode preferred (TLS and plain connections on one port) is not "
-            "supported by this Cacheyard version; use required."
+            f"Invalid TransitEncryptionMode {mode}: preferred or required."
         )
     if engine != "redis" and params.get("AuthToken") is not None:
         # An AUTH token is a Redis password; Memcached logs in through SASL instead.
