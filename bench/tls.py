@@ -13,7 +13,8 @@ In the same run on the same machine:
   a Cacheyard node's configuration and the same TLS directives (``port 0``,
   ``tls-port 6379``, a certificate issued by the service's own CA for its
   address, ``tls-auth-clients no``, ``tls-replication yes``), alone or with 2
-  bare TLS replicas. Each run is ``redis-benchmark --tls --cacert <CA> -t
+  bare TLS replicas (then, like a group member, with ``min-replicas-to-write 1``
+  and ``min-replicas-max-lag 2``). Each run is ``redis-benchmark --tls --cacert <CA> -t
   set,get -n 200000 -c 50 -q``, unpipelined and with ``-P 16``, the sides
   alternating which goes first; medians over ``--rounds`` runs.
 - *AUTH cost*. Connections per second, each a new TCP connection, a full TLS
@@ -557,9 +558,11 @@ class Bare:
         *,
         primary: str | None = None,
         token: str | None = None,
+        in_group: bool = False,
     ) -> Target:
         """One server with a Cacheyard node's configuration and TLS directives, a replica of
-        ``primary`` when given, with ``token`` as the default user's password when given."""
+        ``primary`` when given, with ``token`` as the default user's password when given;
+        ``in_group``: with what a member of a group with automatic failover also gets."""
         address = self.address(last_octet)
         node_dir = self.work_dir / "bare" / address
         issued = self.authority.issue(node_dir, f"bare-{address}", [address])
@@ -575,6 +578,10 @@ class Bare:
         }
         if primary is not None:
             extra["replicaof"] = f"{primary} {PORT}"
+        if in_group:
+            # An isolated primary refuses writes (fencing, controller/replication_groups.py).
+            extra["min-replicas-to-write"] = "1"
+            extra["min-replicas-max-lag"] = "2"
         if token is not None:
             # As Cacheyard sets an AuthToken: the default user's password, by its SHA-256.
             digest = hashlib.sha256(token.encode()).hexdigest()
@@ -848,9 +855,9 @@ def run_group(client: Any, ca: str, bare: Bare, args: argparse.Namespace, result
     endpoint = create_group(client, ca, GROUP_ID, len(BARE_GROUP))
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        primary = bare.start(BARE_GROUP[0], processes)
+        primary = bare.start(BARE_GROUP[0], processes, in_group=True)
         for octet in BARE_GROUP[1:]:
-            bare.start(octet, processes, primary=primary.address)
+            bare.start(octet, processes, primary=primary.address, in_group=True)
         bare.wait_ready(primary, len(BARE_GROUP) - 1, processes)
         sides = {"cacheyard": endpoint, "bare": primary.address}
         compare_tls(f"{len(BARE_GROUP)} nodes", endpoint, primary.address, ca, results)
