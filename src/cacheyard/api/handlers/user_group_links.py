@@ -8,7 +8,7 @@ every cache holds it (controller/access.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from cacheyard.api.handlers.context import Context
@@ -31,32 +31,34 @@ async def caches_of(tx: Transaction, user_group_id: str) -> list[str]:
     ]
 
 
-async def attached_caches(tx: Transaction, user_group_ids: Iterable[str]) -> list[str]:
-    """Replication groups that have one of these user groups, or are letting one go."""
-    wanted = set(user_group_ids)
+async def sasl_clusters(tx: Transaction, user_group_ids: Collection[str]) -> list[str]:
+    """The Memcached clusters whose SASL users come from one of these user groups."""
     return [
         r.id
-        for r in await tx.all(keys.REPLICATION_GROUP)
-        if wanted & set(r.spec.get("user_group_ids", ())) or r.observed.get("acl_group") in wanted
+        for r in await tx.all(keys.CACHE_CLUSTER)
+        if r.spec.get("sasl_user_group") in user_group_ids
     ]
 
 
 async def mark_changing(tx: Transaction, user_group_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """Set the attached ones of these user groups `modifying`; the caches (kind, id) to
-    reconcile, SASL Memcached clusters among them (their logins change at once)."""
+    """Set these user groups `modifying` where replication groups hold them (attached,
+    or being let go); the caches (kind, id) to reconcile, SASL Memcached clusters among
+    them (their logins change at once)."""
     ids = list(user_group_ids)
+    groups = await tx.all(keys.REPLICATION_GROUP)
     caches = []
     for group_id in ids:
-        attached = await attached_caches(tx, [group_id])
+        holding = [
+            r.id
+            for r in groups
+            if group_id in r.spec.get("user_group_ids", ())
+            or r.observed.get("acl_group") == group_id
+        ]
         record = await tx.get(users.USER_GROUP, group_id)
-        if attached and record is not None:
+        if holding and record is not None:
             await tx.update_spec(users.USER_GROUP, group_id, record.spec, statuses.MODIFYING)
-            caches += [(keys.REPLICATION_GROUP, cache) for cache in attached]
-    caches += [
-        (keys.CACHE_CLUSTER, r.id)
-        for r in await tx.all(keys.CACHE_CLUSTER)
-        if r.spec.get("sasl_user_group") in ids
-    ]
+            caches += [(keys.REPLICATION_GROUP, cache) for cache in holding]
+    caches += [(keys.CACHE_CLUSTER, c) for c in await sasl_clusters(tx, ids)]
     return caches
 
 

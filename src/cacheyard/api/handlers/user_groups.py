@@ -15,7 +15,6 @@ from cacheyard.api.handlers.context import Context
 from cacheyard.api.handlers.paging import page
 from cacheyard.api.handlers.resources import new_record, tags_param
 from cacheyard.api.handlers.users import all_users
-from cacheyard.controller import keys
 from cacheyard.domain import faults, statuses, users
 from cacheyard.domain.codec import dump, load
 from cacheyard.domain.users import UserGroupSpec, UserSpec
@@ -119,11 +118,8 @@ async def delete(ctx: Context, params: Params) -> Params:
         users.require_active(
             record.status, f"User group {record.id}", faults.InvalidUserGroupStateFault
         )
-        caches = await user_group_links.caches_of(tx, record.id) + [
-            r.id
-            for r in await tx.all(keys.CACHE_CLUSTER)
-            if r.spec.get("sasl_user_group") == record.id
-        ]
+        caches = await user_group_links.caches_of(tx, record.id)
+        caches += await user_group_links.sasl_clusters(tx, [record.id])
         if caches:
             raise faults.InvalidUserGroupStateFault(
                 f"User group {record.id} is associated with {caches[0]}."
