@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 from cacheyard.controller.keys import REPLICATION_GROUP
 from cacheyard.domain import arns, policies, statuses, users
@@ -38,7 +39,7 @@ class GroupAccess:
     iam_users: tuple[IamUser, ...] = ()
     region: str = ""  # where connect tokens are signed for
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.users)
 

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from cacheyard.controller import failover
@@ -95,6 +96,8 @@ class GroupPass:
     repointed: set[str] = field(default_factory=set)
     member_events: list[tuple[str, str]] = field(default_factory=list)
     access: GroupAccess = field(default_factory=lambda: GroupAccess(node_users((), None)))
+    # Directories with a process of ours (engines, preferred-mode fronts), as observed.
+    processes: set[Path] = field(default_factory=set)
     ready: bool = True
     restore_failed: bool = False
 
@@ -295,6 +298,7 @@ class ReplicationGroupReconciler:
         self, group: ReplicationGroupSpec, live: dict[str, Record], work: GroupPass
     ) -> dict[str, Member]:
         running = self._host.find_all(self._layout.clusters)
+        work.processes = set(running)
         primary_spec = load(CacheClusterSpec, live[work.primary or group.preferred_primary].spec)
         primary_node = self.member_node(group, primary_spec, None)
         members = {}
@@ -320,7 +324,7 @@ class ReplicationGroupReconciler:
         # First, so no failure later in the pass (a silent primary, a member that
         # cannot restart) holds back a revoked user or an expired token elsewhere.
         await self._apply_access(group, members, work)
-        await self._keep_fronts(members)
+        await self._keep_fronts(members, work)
         await failover.handle_test_failover(self._host, group, members, work)
         await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
@@ -499,12 +503,12 @@ class ReplicationGroupReconciler:
             if seen["applying"]:
                 work.ready = False  # until the AOF exists, writes are not yet durable
 
-    async def _keep_fronts(self, members: dict[str, Member]) -> None:
+    async def _keep_fronts(self, members: dict[str, Member], work: GroupPass) -> None:
         """A member in TransitEncryptionMode preferred has its front (engines/tls_front.py)
         while its Redis runs; no other member has one."""
         for member in members.values():
             front_dir = member.node.node_dir / FRONT_DIR
-            running = self._host.find(front_dir) is not None
+            running = front_dir in work.processes
             if member.spec.preferred_tls and member.running and not running:
                 front = FrontSpec(
                     front_dir,
