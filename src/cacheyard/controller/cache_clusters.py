@@ -32,7 +32,7 @@ from cacheyard.controller.tls import (
     started_users,
 )
 from cacheyard.domain import events, statuses
-from cacheyard.domain.acl import node_users
+from cacheyard.domain.acl import fingerprint, node_users
 from cacheyard.domain.cache_clusters import CacheClusterSpec, NodePlan
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import dump, load
@@ -200,17 +200,16 @@ class CacheClusterReconciler:
         for plan in spec.nodes:
             seen = work.node(plan.node_id)
             node_dir = self._layout.node(spec.cluster_id, plan.node_id)
-            if spec.engine == "redis" and seen.get("auth") != list(spec.auth_tokens):
+            users = node_users(spec.auth_tokens, None)
+            if spec.engine == "redis" and seen.get("acl") != fingerprint(users):
                 node = self.node_spec(spec, plan)
                 try:
-                    await replication.set_acl_users(
-                        node.address, node.port, node_users(spec.auth_tokens, None), tls=node.tls
-                    )
+                    await replication.set_acl_users(node.address, node.port, users, tls=node.tls)
                 except EngineError as exc:
                     log.warning("cluster %s: %s", spec.cluster_id, exc)
                     work.ready = False
                     continue
-                seen["auth"] = list(spec.auth_tokens)
+                seen["acl"] = fingerprint(users)
             if spec.sasl_user_group and seen.get("sasl") != users_fingerprint(work.sasl_users):
                 # Cyrus reads the user database at every login: new files take effect
                 # for new connections, and connected clients stay.
@@ -301,7 +300,8 @@ class CacheClusterReconciler:
                     work.messages.append(events.recovery_started([plan.node_id]))
                 node.node_dir.mkdir(parents=True, exist_ok=True)
                 seen["live"] = work.parameters.immediate()
-                seen["auth"] = list(spec.auth_tokens)  # in the configuration it starts with
+                # The ACL users it starts with, from its configuration.
+                seen["acl"] = fingerprint(node_users(spec.auth_tokens, None))
                 seen["sasl"] = users_fingerprint(work.sasl_users)  # in the files it starts with
                 if spec.restore is not None and not work.observed.get("restored"):
                     node = await self._seed(spec, node, seen, work)
