@@ -23,7 +23,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from group_helpers import error_of
 from pymemcache.client.base import Client
-from service_helpers import Service, messages, wait_for
+from service_helpers import Service, describe, messages, wait_for
+from service_helpers import wait_available as wait_cluster
 
 from cacheyard.client.memcached import (
     AutoDiscoveryClient,
@@ -39,20 +40,6 @@ NODE_TYPE = "cache.t3.micro"
 CLUSTER = "mc-tls"
 SASL_TAG = "cacheyard:sasl-user-group"
 ALICE = "alice-password-0123456"
-
-
-def describe(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    found = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    return dict(found["CacheClusters"][0])
-
-
-def wait_cluster(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    def available() -> dict[str, Any] | None:
-        found = describe(ec, cluster_id)
-        return found if found["CacheClusterStatus"] == "available" else None
-
-    result: dict[str, Any] = wait_for(available, timeout=60)
-    return result
 
 
 def addresses(cluster: dict[str, Any]) -> list[str]:

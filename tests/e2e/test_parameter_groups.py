@@ -16,6 +16,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from group_helpers import connect, create_group, error_of, read_endpoints, wait_group_available
 from pymemcache.client.base import Client as MemcacheClient
+from service_helpers import describe as cluster
+from service_helpers import wait_available as wait_cluster
 from service_helpers import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,20 +41,6 @@ def set_values(ec: BaseClient, group: str, **values: str) -> None:
             for name, value in values.items()
         ],
     )
-
-
-def cluster(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    answer = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    return dict(answer["CacheClusters"][0])
-
-
-def wait_cluster(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    def available() -> dict[str, Any] | None:
-        found = cluster(ec, cluster_id)
-        return found if found["CacheClusterStatus"] == "available" else None
-
-    result: dict[str, Any] = wait_for(available, timeout=30)
-    return result
 
 
 def refused(call: Any, code: str, status: int, **params: Any) -> None:

@@ -19,6 +19,7 @@ import redis
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from group_helpers import create_group, error_of, node_group, wait_group_available
+from service_helpers import wait_available as wait_cluster
 from service_helpers import wait_for
 
 from cacheyard.engines.certificates import CertificateAuthority
@@ -39,20 +40,6 @@ def tls_client(address: str, ca: str, **options: Any) -> redis.Redis:
         socket_timeout=5,
         **options,
     )
-
-
-def cluster(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    found = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    return dict(found["CacheClusters"][0])
-
-
-def wait_cluster(ec: BaseClient, cluster_id: str) -> dict[str, Any]:
-    def available() -> dict[str, Any] | None:
-        found = cluster(ec, cluster_id)
-        return found if found["CacheClusterStatus"] == "available" else None
-
-    result: dict[str, Any] = wait_for(available, timeout=30)
-    return result
 
 
 @pytest.fixture(scope="module")

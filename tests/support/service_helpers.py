@@ -182,11 +182,15 @@ class Service:
         return json.loads(done.stdout) if done.stdout.strip() else None
 
 
-def wait_available(client: BaseClient, cluster_id: str) -> dict[str, Any]:
-    client.get_waiter("cache_cluster_available").wait(
-        CacheClusterId=cluster_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
-    return describe(client, cluster_id)
+def wait_available(client: BaseClient, cluster_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll DescribeCacheClusters until the cluster is available; the cluster."""
+
+    def available() -> dict[str, Any] | None:
+        found = describe(client, cluster_id)
+        return found if found["CacheClusterStatus"] == "available" else None
+
+    cluster: dict[str, Any] = wait_for(available, timeout=timeout)
+    return cluster
 
 
 def describe(client: BaseClient, cluster_id: str) -> dict[str, Any]:
