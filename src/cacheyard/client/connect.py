@@ -38,7 +38,7 @@ retry policy reconnects.
 
 Failures that no retry can heal are raised at once instead of being retried
 like a failover: a refused AUTH (``redis.AuthenticationError``) and a server
-certificate that does not verify.
+certificate that does not verify (``retry.is_failover_error``).
 
 Passwords and tokens never appear in the ``repr`` of these objects nor of the
 redis-py clients and pools they hold.
@@ -47,19 +47,17 @@ redis-py clients and pools they hold.
 from __future__ import annotations
 
 import os
-import ssl as _ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 
 import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
 from redis.credentials import CredentialProvider
-from redis.exceptions import AuthenticationError
 
 from cacheyard.client.retry import AsyncPolicyRetry, PolicyRetry, RetryPolicy
 
@@ -67,8 +65,6 @@ DEFAULT_PORT = 6379
 #: How long a connection authenticated by a credential provider is reused by
 #: default: under ElastiCache's 12-hour limit for IAM-authenticated connections.
 ROTATING_CREDENTIALS_MAX_AGE = 11 * 3600.0
-
-T = TypeVar("T")
 
 
 def _split(address: str, default_port: int) -> tuple[str, int]:
@@ -163,61 +159,6 @@ class CacheEndpoints:
         if self.reader_host is None:
             return self.primary_host, self.primary_port
         return self.reader_host, self.reader_port
-
-
-# ---- failures no retry heals ---------------------------------------------------------------
-
-
-def _certificate_rejected(error: BaseException) -> bool:
-    """redis-py reports a failed verification as a ConnectionError raised while
-    handling the ``ssl.SSLCertVerificationError``; look down the chain for it."""
-    seen: BaseException | None = error
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, _ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _retryable(error: Exception) -> bool:
-    return not isinstance(error, AuthenticationError) and not _certificate_rejected(error)
-
-
-def _both(
-    is_retryable: Callable[[Exception], bool] | None,
-) -> Callable[[Exception], bool]:
-    if is_retryable is None:
-        return _retryable
-    check = is_retryable
-    return lambda error: _retryable(error) and check(error)
-
-
-class _Retry(PolicyRetry):
-    """``PolicyRetry`` that gives up at once on a refused AUTH or certificate."""
-
-    def call_with_retry(
-        self,
-        do: Callable[[], T],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> T:
-        return super().call_with_retry(do, fail, _both(is_retryable), with_failure_count)
-
-
-class _AsyncRetry(AsyncPolicyRetry):
-    """The asyncio twin of ``_Retry``."""
-
-    async def call_with_retry(
-        self,
-        do: Callable[[], Awaitable[T]],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> T:
-        return await super().call_with_retry(do, fail, _both(is_retryable), with_failure_count)
 
 
 # ---- connections reopened when old ---------------------------------------------------------
@@ -388,7 +329,7 @@ class _Options:
     def client(self, host: str, port: int, policy: RetryPolicy) -> redis.Redis:
         pool = redis.ConnectionPool(
             connection_class=_SSLConnection if self.tls else _Connection,
-            retry=_Retry(policy),
+            retry=PolicyRetry(policy),
             **self.pool_kwargs(host, port),
         )
         return redis.Redis.from_pool(pool)
@@ -396,7 +337,7 @@ class _Options:
     def async_client(self, host: str, port: int, policy: RetryPolicy) -> redis.asyncio.Redis:
         pool = redis.asyncio.ConnectionPool(
             connection_class=_AsyncSSLConnection if self.tls else _AsyncConnection,
-            retry=_AsyncRetry(policy),
+            retry=AsyncPolicyRetry(policy),
             **self.pool_kwargs(host, port),
         )
         return redis.asyncio.Redis.from_pool(pool)

@@ -22,6 +22,7 @@ client built with ``NO_RETRY`` and decide at the call site.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,13 @@ from typing import Any, TypeVar
 import redis.asyncio.retry
 import redis.retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+)
 
 T = TypeVar("T")
 
@@ -42,10 +49,28 @@ FAILOVER_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, R
 def is_failover_error(error: Exception) -> bool:
     """Also NOREPLICAS: a primary just promoted refuses writes until a replica has caught
     up (``min-replicas-to-write``). The write was refused, not applied, so a retry is safe.
-    redis-py has no exception class for it, hence the look at the message."""
+    redis-py has no exception class for it, hence the look at the message.
+
+    A refused AUTH or server certificate is a ConnectionError too, but no failover
+    heals it: it is raised at once."""
+    if isinstance(error, AuthenticationError) or _certificate_rejected(error):
+        return False
     if isinstance(error, FAILOVER_ERRORS):
         return True
     return isinstance(error, ResponseError) and str(error).startswith("NOREPLICAS")
+
+
+def _certificate_rejected(error: BaseException) -> bool:
+    """redis-py reports a failed verification as a ConnectionError raised while
+    handling the ``ssl.SSLCertVerificationError``; look down the chain for it."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True)
