@@ -236,17 +236,18 @@ class ReplicationGroupReconciler:
         tokens back with its first pass."""
         locks = []
         async with self._store.transaction() as tx:
+            clusters = [load(CacheClusterSpec, r.spec) for r in await tx.all(CACHE_CLUSTER)]
             for record in await tx.all(REPLICATION_GROUP):
                 group = load(ReplicationGroupSpec, record.spec)
                 if not group.user_group_ids:
                     continue
                 access = await group_access(tx, record, group)
-                members = [
-                    load(CacheClusterSpec, r.spec)
-                    for r in await tx.all(CACHE_CLUSTER)
-                    if r.spec.get("replication_group_id") == group.group_id
-                ]
-                locks += [(group, access, spec) for spec in members if access.iam_users]
+                if access.iam_users:
+                    locks += [
+                        (group, access, spec)
+                        for spec in clusters
+                        if spec.replication_group_id == group.group_id
+                    ]
         if locks:
             log.info("locking IAM users on %d nodes until the control plane is back", len(locks))
         for group, access, spec in locks:
