@@ -38,14 +38,15 @@ async def capture_rdb(
     this takes longer than ``timeout`` seconds.
     """
     connection = control_connection(address, port, timeout, tls)
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
-        async with asyncio.timeout(timeout):
-            saves_before = await _request_save(connection)
+        async with asyncio.timeout_at(deadline):
+            saves_before = await _request_save(connection, deadline)
             while True:
                 info = info_fields(await _run(connection, "INFO", "persistence"))
                 if int(info["rdb_saves"]) > saves_before and info["rdb_bgsave_in_progress"] == "0":
                     break
-                await asyncio.sleep(POLL)
+                await _pause(deadline)
     except TimeoutError as exc:
         raise EngineError(f"no RDB from {address}:{port} within {timeout}s") from exc
     except (RedisError, OSError) as exc:
@@ -58,7 +59,7 @@ async def capture_rdb(
     return node_dir / RDB_FILE
 
 
-async def _request_save(connection: Connection) -> int:
+async def _request_save(connection: Connection, deadline: float) -> int:
     """Schedule a BGSAVE; the number of saves started before it.
 
     rdb_saves counts saves as they start, so once it has grown past this
@@ -78,7 +79,20 @@ async def _request_save(connection: Connection) -> int:
             return int(info_fields(info)["rdb_saves"])
         if _SAVE_RUNNING not in str(reply):
             raise reply
-        await asyncio.sleep(POLL)
+        await _pause(deadline)
+
+
+async def _pause(deadline: float) -> None:
+    """Wait one poll period, or raise TimeoutError past the deadline.
+
+    asyncio.timeout alone is not enough: on Python 3.11, redis-py's
+    ``asyncio.wait_for`` around a socket write drops the timeout's cancellation
+    when the write finishes in the same loop iteration, and the poll would then
+    run until the save ends.
+    """
+    if asyncio.get_running_loop().time() >= deadline:
+        raise TimeoutError
+    await asyncio.sleep(POLL)
 
 
 async def _run(connection: Connection, *command: str) -> Any:
