@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError, ResponseError
 
+from cacheyard.engines.deadlines import deadline_after, pause
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.launch import ENGINE_LOG, RDB_FILE
 from cacheyard.engines.replication import control_connection, info_fields
@@ -38,7 +39,7 @@ async def capture_rdb(
     this takes longer than ``timeout`` seconds.
     """
     connection = control_connection(address, port, timeout, tls)
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = deadline_after(timeout)
     try:
         async with asyncio.timeout_at(deadline):
             saves_before = await _request_save(connection, deadline)
@@ -46,7 +47,7 @@ async def capture_rdb(
                 info = info_fields(await _run(connection, "INFO", "persistence"))
                 if int(info["rdb_saves"]) > saves_before and info["rdb_bgsave_in_progress"] == "0":
                     break
-                await _pause(deadline)
+                await pause(deadline, POLL)
     except TimeoutError as exc:
         raise EngineError(f"no RDB from {address}:{port} within {timeout}s") from exc
     except (RedisError, OSError) as exc:
@@ -79,20 +80,7 @@ async def _request_save(connection: Connection, deadline: float) -> int:
             return int(info_fields(info)["rdb_saves"])
         if _SAVE_RUNNING not in str(reply):
             raise reply
-        await _pause(deadline)
-
-
-async def _pause(deadline: float) -> None:
-    """Wait one poll period, or raise TimeoutError past the deadline.
-
-    asyncio.timeout alone is not enough: on Python 3.11, redis-py's
-    ``asyncio.wait_for`` around a socket write drops the timeout's cancellation
-    when the write finishes in the same loop iteration, and the poll would then
-    run until the save ends.
-    """
-    if asyncio.get_running_loop().time() >= deadline:
-        raise TimeoutError
-    await asyncio.sleep(POLL)
+        await pause(deadline, POLL)
 
 
 async def _run(connection: Connection, *command: str) -> Any:

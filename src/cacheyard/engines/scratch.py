@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from cacheyard.engines.deadlines import deadline_after, pause
 from cacheyard.engines.errors import EngineError
 
 START_TIMEOUT = 2.0
@@ -78,8 +79,9 @@ async def scratch_redis(
 async def _connect(
     path: Path, process: asyncio.subprocess.Process, error: type[EngineError]
 ) -> UnixDomainSocketConnection:
+    deadline = deadline_after(START_TIMEOUT)
     try:
-        async with asyncio.timeout(START_TIMEOUT):
+        async with asyncio.timeout_at(deadline):
             while True:
                 await check_alive(process, error)
                 connection = UnixDomainSocketConnection(
@@ -93,7 +95,7 @@ async def _connect(
                     await connection.send_command("PING")  # the first command connects
                     await connection.read_response()
                 except (RedisError, OSError):
-                    await asyncio.sleep(POLL)
+                    await pause(deadline, POLL)
                 else:
                     return connection
     except TimeoutError:
