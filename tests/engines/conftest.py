@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import new_address
+from engine_addresses import new_address
 
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.spec import NodeSpec

@@ -3,20 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
-
-_used: set[str] = set()
-
-
-def new_address() -> str:
-    """A loopback address in 127.226-250.x.y, never the same twice in a session."""
-    while True:
-        octets = (random.randint(226, 250), random.randint(1, 254), random.randint(1, 254))
-        address = "127.{}.{}.{}".format(*octets)
-        if address not in _used:
-            _used.add(address)
-            return address
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from engine_helpers import new_address
+from engine_addresses import new_address
 
 from cacheyard.engines.certificates import CertificateAuthority
 

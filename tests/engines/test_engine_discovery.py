@@ -11,7 +11,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from engine_helpers import eventually, new_address
+from engine_addresses import new_address
+from engine_helpers import eventually
 from pymemcache.client.base import Client
 
 from cacheyard.engines.discovery import (

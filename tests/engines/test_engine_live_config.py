@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from engine_helpers import eventually, new_address
+from engine_addresses import new_address
+from engine_helpers import eventually
 
 from cacheyard.engines import launch
 from cacheyard.engines.errors import EngineError

@@ -22,7 +22,8 @@ from typing import Any
 import bmemcached  # type: ignore[import-untyped]
 import pytest
 from bmemcached.exceptions import MemcachedException  # type: ignore[import-untyped]
-from engine_helpers import eventually, new_address
+from engine_addresses import new_address
+from engine_helpers import eventually
 from pymemcache.client.base import Client
 
 from cacheyard.engines import probes

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
-from engine_helpers import eventually, new_address, seconds_until
+from engine_addresses import new_address
+from engine_helpers import eventually, seconds_until
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError

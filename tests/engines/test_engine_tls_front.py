@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
-from engine_helpers import eventually, new_address
+from engine_addresses import new_address
+from engine_helpers import eventually
 
 from cacheyard.engines.certificates import CertificateAuthority
 from cacheyard.engines.host import LocalEngineHost

@@ -7,26 +7,15 @@ directory is continued (if stopped) and killed at teardown.
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from engine_addresses import new_address
 
 from cacheyard.engines.host import LocalEngineHost
 from cacheyard.engines.spec import NodeSpec
-
-_used: set[str] = set()
-
-
-def new_address() -> str:
-    while True:
-        octets = (random.randint(226, 250), random.randint(1, 254), random.randint(1, 254))
-        address = "127.{}.{}.{}".format(*octets)
-        if address not in _used:
-            _used.add(address)
-            return address
 
 
 @pytest.fixture
