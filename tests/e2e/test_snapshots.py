@@ -708,6 +708,10 @@ def test_a_cluster_being_snapshotted_shows_snapshotting_and_refuses_changes(
             ec.delete_snapshot(SnapshotName=f"{cluster_id}-snap")
 
 
+def user_group_status(ec: BaseClient, user_group_id: str) -> str:
+    return str(ec.describe_user_groups(UserGroupId=user_group_id)["UserGroups"][0]["Status"])
+
+
 def discard_cluster(ec: BaseClient, cluster_id: str) -> None:
     """Delete the cluster once it has settled, whatever state a failed test left it in."""
 
@@ -1030,15 +1034,27 @@ def test_a_corrupt_snapshot_fails_its_restore_and_touches_nothing_else(
     delete_cluster(ec, "snap-rotten")
     assert not (service.data_dir / "clusters" / "snap-rotten").exists()
 
-    # the same for a replication group restored from it
-    create_group(ec, "snap-rotten-rg", members=2, multi_az=False, SnapshotName="snap-rot")
+    # the same for a replication group restored from it; the user group it was
+    # given does not wait for nodes that will never run
+    ec.create_user_group(UserGroupId="snap-rotten-users", Engine="redis", UserIds=["default"])
+    create_group(
+        ec,
+        "snap-rotten-rg",
+        members=2,
+        multi_az=False,
+        SnapshotName="snap-rot",
+        TransitEncryptionEnabled=True,
+        UserGroupIds=["snap-rotten-users"],
+    )
     wait_for(lambda: describe_group(ec, "snap-rotten-rg")["Status"] == "restore-failed")
     failures = [m for m in group_events(ec, "snap-rotten-rg") if "failed" in m]
     assert len(failures) == 1 and "SHA-256" in failures[0]
     assert service.engines() == engines_before
+    wait_for(lambda: user_group_status(ec, "snap-rotten-users") == "active")
     ec.delete_replication_group(ReplicationGroupId="snap-rotten-rg")
     wait_group_gone(ec, "snap-rotten-rg")
     assert service.engines() == engines_before
+    ec.delete_user_group(UserGroupId="snap-rotten-users")
     ec.delete_snapshot(SnapshotName="snap-rot")
 
 

@@ -112,12 +112,13 @@ class TokenWindows:
 async def settle_user_groups(tx: Transaction) -> None:
     """A user group is `active` again once every replication group holds what it
     should of it: the current users where it is attached, nothing where it was
-    detached. Its `modifying` users follow when none of their groups is modifying."""
+    detached. A group whose restore failed runs no nodes and holds back nothing.
+    Its `modifying` users follow when none of their groups is modifying."""
     groups = await tx.all(users.USER_GROUP)
     modifying = [g for g in groups if g.status == statuses.MODIFYING]
     if not modifying:
         return
-    caches = await tx.all(REPLICATION_GROUP)
+    caches = [c for c in await tx.all(REPLICATION_GROUP) if c.status != statuses.RESTORE_FAILED]
     for user_group in modifying:
         spec = load(UserGroupSpec, user_group.spec)
         wanted = fingerprint(node_users((), await _members(tx, spec.user_group_id)))
