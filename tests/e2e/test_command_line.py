@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -62,6 +63,24 @@ def test_restart_keeps_the_key_pair(fresh_service: Service) -> None:
     fresh_service.kill()
     fresh_service.start()
     assert fresh_service.credentials() == before
+    fresh_service.client().describe_cache_clusters()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_shuts_the_service_down_cleanly(
+    fresh_service: Service, sig: signal.Signals
+) -> None:
+    """The service finishes its own shutdown (store, pid file) and exits 0, so a
+    stale pid file can never send `cacheyard down`'s signal to another process."""
+    process = fresh_service.process
+    assert process is not None
+    process.send_signal(sig)
+    assert process.wait(timeout=30) == 0
+    fresh_service.process = None
+    assert not (fresh_service.data_dir / "service.pid").exists()
+    assert "Traceback" not in fresh_service.log_path.read_text()
+
+    fresh_service.start()
     fresh_service.client().describe_cache_clusters()
 
 

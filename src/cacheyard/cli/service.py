@@ -6,12 +6,14 @@ next start adopts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import shutil
+import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 CONTROL_KEY = "control.key"
 # How long a stopping service waits for its controller (and the IAM lock) at most.
 SHUTDOWN_TIMEOUT = 10.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -169,44 +172,41 @@ async def serve(settings: Settings, announce: Callable[[Started], None]) -> None
             settings.endpoint_file.write_text(f"{settings.endpoint_url}\n")
             announce(started)
 
-        await _Server(config, on_listening, controller.stop).serve()
+        await _Server(config, on_listening).serve()
     finally:
-        await monitor.stop()
-        await controller.stop()
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await monitor.stop()
+                await controller.stop()
+        except TimeoutError:
+            log.warning("the controller did not stop within %.0f s", SHUTDOWN_TIMEOUT)
         await store.close()
         settings.pid_file.unlink(missing_ok=True)
         os.close(lock)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling us once it really listens."""
+    """uvicorn's server, telling us once it really listens, and returning from
+    ``serve`` after SIGTERM or SIGINT instead of raising the signal again, so the
+    service's own shutdown (controller, IAM lock, store, pid file) runs."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        on_listening: Callable[[], None],
-        on_shutdown: Callable[[], Awaitable[None]],
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_listening = on_listening
-        self._on_shutdown = on_shutdown
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             self._on_listening()
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn raises the signal that stopped it again once ``serve`` returns,
-        which ends the process before the service's own ``finally``: what must
-        happen on the way out (the controller locks IAM users) happens here,
-        bounded so that an engine that does not answer cannot hold the exit."""
-        await super().shutdown(sockets)
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
         try:
-            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                await self._on_shutdown()
-        except TimeoutError:
-            log.warning("the controller did not stop within %.0f s", SHUTDOWN_TIMEOUT)
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
 def run(settings: Settings, announce: Callable[[Started], None]) -> None:
