@@ -7,7 +7,6 @@ the test holds, not a race it hopes to win.
 
 from __future__ import annotations
 
-import functools
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from engine_addresses import new_address
-from engine_helpers import eventually
+from engine_helpers import answering
 
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import LocalEngineHost
@@ -44,7 +43,7 @@ async def connect() -> AsyncIterator[ClientFactory]:
 
 async def start(host: LocalEngineHost, spec: NodeSpec) -> NodeSpec:
     host.start(spec)
-    await eventually(functools.partial(host.probe, spec))  # False while LOADING
+    await answering(host, spec)  # not while LOADING
     return spec
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 from engine_addresses import new_address
-from engine_helpers import eventually, seconds_until
+from engine_helpers import answering, eventually, seconds_until
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -70,7 +70,7 @@ async def start(host: LocalEngineHost, redis_spec: SpecFactory, *names: str) -> 
     for spec in specs:
         host.start(spec)
     for spec in specs:
-        await eventually(functools.partial(host.probe, spec))
+        await answering(host, spec)
     return specs
 
 
