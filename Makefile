@@ -41,6 +41,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 	MYPYPATH=src $(BIN)/mypy --strict examples/shop
+	for dir in tests/*/; do MYPYPATH=src:tests/support:$$dir $(BIN)/mypy --strict --explicit-package-bases tests/conftest.py $$dir || exit; done
 
 layers: venv
 	$(BIN)/lint-imports

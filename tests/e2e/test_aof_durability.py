@@ -395,7 +395,7 @@ def test_appendonly_turned_on_live_takes_effect_and_survives_a_kill(
         wait_for(lambda: client.config_get("appendfsync") == {"appendfsync": "always"})
 
         def rewritten() -> bool:
-            info = client.info("persistence")
+            info: dict[str, object] = client.info("persistence")
             return (
                 info["aof_rewrite_in_progress"] == 0
                 and info["aof_rewrite_scheduled"] == 0

@@ -125,7 +125,9 @@ def test_the_configuration_endpoint_speaks_tls_only(cluster: dict[str, Any], ca:
         socket.create_connection((endpoint, 11211), timeout=5) as raw,
         context(ca).wrap_socket(raw, server_hostname=endpoint) as sock,
     ):
-        names = sock.getpeercert()["subjectAltName"]
+        peer = sock.getpeercert()
+    assert peer is not None
+    names = peer["subjectAltName"]
     assert names == (("IP Address", endpoint),)
     # other commands are relayed to a node, over TLS
     assert serves_tls(endpoint, ca)

@@ -6,6 +6,7 @@ faults AWS answers for bad requests. Every change is checked on the engines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -63,7 +64,8 @@ def _gone(service: Service, client: BaseClient, cluster_id: str) -> bool:
     try:
         client.describe_cache_clusters(CacheClusterId=cluster_id)
     except ClientError as exc:
-        return exc.response["Error"]["Code"] == "CacheClusterNotFound"
+        code: str = exc.response["Error"]["Code"]
+        return code == "CacheClusterNotFound"
     return False
 
 
@@ -365,7 +367,7 @@ def test_duplicate_and_unknown_groups(service: Service) -> None:
     assert role(primary_address(group)) == "master"
 
     unknown = "rg-unknown"
-    calls = [
+    calls: list[Callable[[], Any]] = [
         lambda: ec.describe_replication_groups(ReplicationGroupId=unknown),
         lambda: ec.modify_replication_group(
             ReplicationGroupId=unknown, ApplyImmediately=True, ReplicationGroupDescription="x"

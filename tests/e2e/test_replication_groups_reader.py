@@ -39,10 +39,10 @@ def servers_behind(address: str, connections: int = 6) -> set[str]:
 
 
 def replica_run_ids(group: dict[str, object]) -> set[str]:
-    primary = primary_id(group)  # type: ignore[arg-type]
+    primary = primary_id(group)
     return {
         str(info(address, "server")["run_id"])
-        for member, address in read_endpoints(group).items()  # type: ignore[arg-type]
+        for member, address in read_endpoints(group).items()
         if member != primary
     }
 

@@ -67,7 +67,7 @@ def new_user(service: Service, *statements: dict[str, Any]) -> tuple[str, str, s
     return name, key["AccessKeyId"], key["SecretAccessKey"]
 
 
-def refused(call: Callable[[], Any], code: str, status: int) -> str:
+def refused(call: Callable[..., Any], code: str, status: int) -> str:
     """The message of the AWS error ``code`` with HTTP ``status`` that ``call`` raises."""
     with pytest.raises(ClientError) as caught:
         call()

@@ -23,6 +23,7 @@ import random
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import pytest
 import redis
@@ -184,7 +185,7 @@ KINDS = {
 def kinds(address: str) -> dict[bytes, tuple[bytes, bytes]]:
     client = redis.Redis(host=address, port=6379, socket_timeout=10)
     try:
-        return {k: (client.type(k), client.object("encoding", k)) for k in KINDS}
+        return {k: (cast(bytes, client.type(k)), client.object("encoding", k)) for k in KINDS}
     finally:
         client.close()
 

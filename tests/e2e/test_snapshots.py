@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -96,7 +96,7 @@ def all_keys(client: redis.Redis) -> list[bytes]:
     cursor = 0
     while True:
         cursor, batch = client.scan(cursor=cursor, count=1000)
-        found.update(batch)
+        found.update(cast(list[bytes], batch))
         if cursor == 0:
             return sorted(found)
 
@@ -113,7 +113,7 @@ def contents(client: redis.Redis) -> Contents:
     for key in keys:
         pipe.object("encoding", key)
         pipe.dump(key)
-        pipe.pexpiretime(key)
+        pipe.pexpiretime(key)  # type: ignore[arg-type]  # redis-py annotates str; any key works
     replies = pipe.execute()
     found: Contents = {}
     for n, key in enumerate(keys):
@@ -160,7 +160,8 @@ def wait_snapshot_gone(ec: BaseClient, name: str) -> None:
         try:
             snapshot(ec, name)
         except ClientError as exc:
-            return exc.response["Error"]["Code"] == "SnapshotNotFoundFault"
+            code: str = exc.response["Error"]["Code"]
+            return code == "SnapshotNotFoundFault"
         return False
 
     wait_for(gone, timeout=20)
@@ -660,7 +661,7 @@ def test_a_snapshot_being_created_cannot_be_deleted_copied_or_restored(
     delete_cluster(ec, "snap-slow")
 
 
-CHANGES = {
+CHANGES: dict[str, tuple[str, dict[str, Any]]] = {
     "delete": ("delete_cache_cluster", {}),
     "reboot": ("reboot_cache_cluster", {"CacheNodeIdsToReboot": ["0001"]}),
     "modify": ("modify_cache_cluster", {"SnapshotRetentionLimit": 1, "ApplyImmediately": True}),

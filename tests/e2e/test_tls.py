@@ -12,7 +12,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -86,7 +86,8 @@ def test_clients_verify_the_node_against_the_ca(
     ):
         peer = wrapped.getpeercert()
     assert peer is not None
-    names = dict(x[0] for x in peer["subject"])
+    subject = cast(tuple[tuple[tuple[str, str], ...], ...], peer["subject"])
+    names = dict(x[0] for x in subject)
     assert names["commonName"] == "tls-one"
 
 

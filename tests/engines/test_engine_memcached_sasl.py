@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import bmemcached  # type: ignore[import-untyped]
+import bmemcached
 import pytest
-from bmemcached.exceptions import MemcachedException  # type: ignore[import-untyped]
+from bmemcached.exceptions import MemcachedException
 from engine_helpers import eventually
 from pymemcache.client.base import Client as TextClient
 from pymemcache.exceptions import MemcacheError

@@ -19,9 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import bmemcached  # type: ignore[import-untyped]
+import bmemcached
 import pytest
-from bmemcached.exceptions import MemcachedException  # type: ignore[import-untyped]
+from bmemcached.exceptions import MemcachedException
 from engine_addresses import new_address
 from engine_helpers import eventually
 from pymemcache.client.base import Client

@@ -272,7 +272,7 @@ async def test_paused_writes_wait_while_reads_answer(
     await pause_writes(node.address, PORT, 5000)
     with pytest.raises(RedisTimeoutError):
         await connect(node.address, socket_timeout=0.3).set("k", "gave up")
-    waiting = asyncio.create_task(connect(node.address).set("k", "waited"))
+    waiting = asyncio.ensure_future(connect(node.address).set("k", "waited"))
     assert await connect(node.address, socket_timeout=0.3).get("k") == "before"
     await asyncio.sleep(0.2)
     assert not waiting.done()

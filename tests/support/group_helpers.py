@@ -66,7 +66,8 @@ def wait_group_gone(client: BaseClient, group_id: str, timeout: float = 30) -> N
         try:
             describe_group(client, group_id)
         except ClientError as exc:
-            return exc.response["Error"]["Code"] == "ReplicationGroupNotFoundFault"
+            code: str = exc.response["Error"]["Code"]
+            return code == "ReplicationGroupNotFoundFault"
         return False
 
     wait_for(gone, timeout=timeout)

@@ -61,7 +61,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+def wait_for(condition: Callable[..., Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll ``condition`` until it returns something truthy, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
