@@ -222,6 +222,7 @@ def test_starlette_rotates_the_session_id_on_request(caches: Caches, client: red
         fresh = browser.cookies["sid"]
         assert fresh != planted
         assert browser.get("/whoami").json() == {"user": "alice", "admin": True}
+        browser.cookies.clear()
         browser.cookies.set("sid", planted)
         assert browser.get("/whoami").json() == {}
 

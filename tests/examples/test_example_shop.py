@@ -315,7 +315,7 @@ def test_shop_in_a_browser_through_a_failover(browser: Any, shop: Shop) -> None:
 
 
 def test_a_cache_that_stays_unreachable_shows_the_503_page(tmp_path: Path) -> None:
-    import httpx
+    import httpx2
     from examples.shop import app as shop_app
 
     from cacheyard.client.connect import CacheEndpoints
@@ -326,8 +326,8 @@ def test_a_cache_that_stays_unreachable_shows_the_503_page(tmp_path: Path) -> No
     app = shop_app.create_app(endpoints, tmp_path / "shop.db", retry=NO_RETRY)
 
     async def scenario() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://shop") as client:
             answer = await client.get("/products")
             assert answer.status_code == 503
             assert "The cache is unavailable" in answer.text
