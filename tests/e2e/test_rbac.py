@@ -151,6 +151,10 @@ def test_a_changed_user_reaches_every_node_without_dropping_it(
     wait_group_available(ec, GROUP)
     kept = {a: login(a, ca, "rbac-reader") for a in read_endpoints(group).values()}
     ec.modify_user(UserId="rbac-reader", AccessString="on ~app:* ~other:* -@all +@read +ping")
+    # while the group is being applied its users stay; DeleteUser answers as its model says
+    with pytest.raises(ClientError) as raised:
+        ec.delete_user(UserId="rbac-writer")
+    assert error_of(raised) == ("InvalidUserState", 400)
     assert user_status(ec, "rbac-reader") == "modifying"
     assert group_status(ec)["Status"] == "modifying"
     wait_for(lambda: user_status(ec, "rbac-reader") == "active", timeout=30)
@@ -215,6 +219,14 @@ def test_refusals(ec: BaseClient, group: dict[str, Any]) -> None:
             ReplicationGroupId=GROUP, AuthToken="a-token-of-16-chars-or-more"
         )
     assert error_of(raised)[0] == "InvalidParameterCombination"
+    with pytest.raises(ClientError) as raised:  # a group it does not have, even with them all
+        ec.modify_replication_group(
+            ReplicationGroupId=GROUP, RemoveUserGroups=True, UserGroupIdsToRemove=["nosuch"]
+        )
+    assert error_of(raised) == ("InvalidParameterValue", 400)
+    assert ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"][0][
+        "UserGroupIds"
+    ] == [USER_GROUP]
 
 
 def test_detaching_the_group_opens_the_default_user_again(

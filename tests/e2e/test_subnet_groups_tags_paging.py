@@ -299,13 +299,17 @@ def test_subnet_groups_page_by_marker(
         cli = service.aws("describe-cache-subnet-groups", "--page-size", "20")
         assert [g["CacheSubnetGroupName"] for g in cli["CacheSubnetGroups"]] == everything
 
-        refused(
-            ec.describe_cache_subnet_groups,
-            "InvalidParameterValue",
-            400,
-            Marker="/w==",
-            MaxRecords=20,
-        )
+        # markers it never handed out, including ones base64 decoding would
+        # quietly make something of, are refused rather than restarting the list
+        for marker in ("/w==", "ü", "A" * 1000, "%%%", first["Marker"] + "x"):
+            refused(
+                ec.describe_cache_subnet_groups,
+                "InvalidParameterValue",
+                400,
+                Marker=marker,
+                MaxRecords=20,
+            )
+        refused(ec.describe_events, "InvalidParameterValue", 400, Marker=first["Marker"])
     finally:
         for name in names:
             ec.delete_cache_subnet_group(CacheSubnetGroupName=name)

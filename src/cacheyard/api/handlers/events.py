@@ -37,13 +37,15 @@ async def describe(ctx: Context, params: Params) -> Params:
             "SourceType must be given with SourceIdentifier."
         )
     after = decode_marker(params)
+    if after is not None and not after.isdigit():  # another listing's marker
+        raise faults.InvalidParameterValueException(f"Invalid marker: {params['Marker'][:64]}")
     size = max_records(params)
     query = EventQuery(
         source_type=params.get("SourceType"),
         source_id=params.get("SourceIdentifier"),
         start=start,
         end=end,
-        after_seq=int(after) if after and after.isdigit() else 0,
+        after_seq=int(after) if after else 0,
         limit=size + 1,
     )
     async with ctx.store.transaction() as tx:

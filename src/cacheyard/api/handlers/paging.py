@@ -31,13 +31,20 @@ def encode_marker(position: str) -> str:
 
 
 def decode_marker(params: Mapping[str, Any]) -> str | None:
+    """The position a Marker stands for (a name or a number, never control
+    characters). Only a marker in the form this service hands out is accepted:
+    base64 decoding alone skips stray characters, and a damaged marker would
+    silently restart the listing."""
     marker = params.get("Marker")
     if marker is None:
         return None
     try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
+        position = base64.b64decode(marker, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidParameterValueException(f"Invalid marker: {marker}") from None
+        position = None
+    if position is None or not position.isprintable() or encode_marker(position) != marker:
+        raise InvalidParameterValueException(f"Invalid marker: {marker[:64]}")
+    return position
 
 
 def page(

@@ -84,17 +84,17 @@ async def modified(tx: Transaction, params: Params, group: ReplicationGroupSpec)
     to_add = users.ids(params.get("UserGroupIdsToAdd") or [], "UserGroupIdsToAdd")
     to_remove = users.ids(params.get("UserGroupIdsToRemove") or [], "UserGroupIdsToRemove")
     current = list(group.user_group_ids)
+    for group_id in to_remove:
+        if group_id not in current:
+            raise faults.InvalidParameterValueException(
+                f"User group {group_id} is not associated with replication group {group.group_id}."
+            )
     if params.get("RemoveUserGroups"):
         if to_add:
             raise faults.InvalidParameterCombinationException(
                 "RemoveUserGroups can't be combined with UserGroupIdsToAdd."
             )
         to_remove = current
-    for group_id in to_remove:
-        if group_id not in current:
-            raise faults.InvalidParameterValueException(
-                f"User group {group_id} is not associated with replication group {group.group_id}."
-            )
     for group_id in to_add:
         if group_id in current and group_id not in to_remove:
             raise faults.InvalidParameterValueException(

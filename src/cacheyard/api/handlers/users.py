@@ -182,8 +182,10 @@ async def delete(ctx: Context, params: Params) -> Params:
                 f"User {user_id} is the default user of user group {groups[0].id}."
             )
         for group in groups:
-            users.require_active(
-                group.status, f"User group {group.id}", faults.InvalidUserGroupStateFault
+            users.require_active(  # DeleteUser answers in terms of the user (the model)
+                group.status,
+                f"User {user_id} is in user group {group.id}, which",
+                faults.InvalidUserStateFault,
             )
             spec = load(UserGroupSpec, group.spec)
             remaining = tuple(u for u in spec.user_ids if u != user_id)
