@@ -4,6 +4,9 @@ move over), then required; and back. No key is lost on the way."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -22,7 +25,7 @@ from group_helpers import (
 )
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from service_helpers import wait_for
+from service_helpers import Service, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -132,3 +135,52 @@ def _writes(client: redis.Redis) -> bool:
         return bool(client.set("after-failover", "yes"))
     except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError):
         return False
+
+
+def test_a_front_that_died_or_hung_is_started_again(
+    service: Service, ec: BaseClient, ca: str
+) -> None:
+    """In preferred mode a front holds each member's public port; one that was killed,
+    or that stopped relaying (SIGSTOP) while its Redis answers, is replaced by a pass of
+    the group's reconciler, with an event. Leaving the mode removes fronts and their
+    directories (their configuration holds the control password)."""
+    group_id = "front-keep"
+    create_group(
+        ec,
+        group_id,
+        members=2,
+        multi_az=False,
+        TransitEncryptionEnabled=True,
+        TransitEncryptionMode="preferred",
+    )
+    group = wait_group_available(ec, group_id, timeout=60)
+    try:
+        for member, address in read_endpoints(group).items():
+            for sig, name in ((signal.SIGKILL, "killed"), (signal.SIGSTOP, "hung")):
+                front = service.data_dir / "clusters" / member / "nodes" / "0001" / "front"
+                old = service.engines()[front]
+                os.kill(old.pid, sig)
+                started = time.monotonic()
+                wait_for(lambda a=address: answers(plain(a)), timeout=40)
+                print(f"\n{member}: front {name}, answering again after", end=" ")
+                print(f"{time.monotonic() - started:.2f} s", end="")
+                assert answers(tls_redis(address, ca)), name
+                assert service.engines()[front].pid != old.pid, name
+            restarts = [
+                e["Message"]
+                for e in ec.describe_events(SourceType="cache-cluster", SourceIdentifier=member)[
+                    "Events"
+                ]
+                if "front" in e["Message"]
+            ]
+            assert len(restarts) == 2, restarts
+
+        ec.modify_replication_group(
+            ReplicationGroupId=group_id, TransitEncryptionMode="required", ApplyImmediately=True
+        )
+        wait_group_available(ec, group_id, timeout=120)
+        clusters = service.data_dir / "clusters"
+        wait_for(lambda: not list(clusters.glob("front-keep-*/nodes/0001/front")), timeout=20)
+        assert not [path for path in service.engines() if path.name == "front"]
+    finally:
+        ec.delete_replication_group(ReplicationGroupId=group_id)

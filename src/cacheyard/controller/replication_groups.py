@@ -36,7 +36,7 @@ from cacheyard.domain.codec import dump, load
 from cacheyard.domain.node_types import node_type
 from cacheyard.domain.parameters import ParameterCatalog
 from cacheyard.domain.replication_groups import ReplicationGroupSpec
-from cacheyard.engines import control, live_config, reader_spread, replication
+from cacheyard.engines import control, live_config, probes, reader_spread, replication
 from cacheyard.engines.control import CONTROL_USER
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.host import EngineHost
@@ -53,6 +53,9 @@ RETRY_SNAPSHOT = 0.2
 REBOOT_GRACE = 5.0
 _NEW = (statuses.CREATING, statuses.RESTORING)
 INFO_TIMEOUT = 0.25
+# How long a preferred-mode member's front may take to relay a PING before it is
+# taken as hung and replaced (a pass at a time; it is a local relay).
+FRONT_PROBE = 2.0
 # An isolated primary refuses writes once no replica acknowledged for this long.
 MIN_REPLICAS_MAX_LAG = 2
 # How often a group with IAM users has its connect-token hashes moved forward;
@@ -325,7 +328,7 @@ class ReplicationGroupReconciler:
         # First, so no failure later in the pass (a silent primary, a member that
         # cannot restart) holds back a revoked user or an expired token elsewhere.
         await self._apply_access(group, members, work)
-        await self._keep_fronts(members, work)
+        await self._keep_fronts(group, members, work)
         await failover.handle_test_failover(self._host, group, members, work)
         await self._reboot_requested(members, work)
         primary = members[work.primary or group.preferred_primary]
@@ -504,23 +507,43 @@ class ReplicationGroupReconciler:
             if seen["applying"]:
                 work.ready = False  # until the AOF exists, writes are not yet durable
 
-    async def _keep_fronts(self, members: dict[str, Member], work: GroupPass) -> None:
+    async def _keep_fronts(
+        self, group: ReplicationGroupSpec, members: dict[str, Member], work: GroupPass
+    ) -> None:
         """A member in TransitEncryptionMode preferred has its front (engines/tls_front.py)
-        while its Redis runs; no other member has one."""
+        while its Redis runs; no other member has one, nor its directory. A front that
+        died, or that no longer relays while its Redis answers (hung), is started anew."""
         for member in members.values():
             front_dir = member.node.node_dir / FRONT_DIR
             running = front_dir in work.processes
-            if member.spec.preferred_tls and member.running and not running:
-                front = FrontSpec(
-                    front_dir,
-                    member.address,
-                    member.spec.port,
-                    CONTROL_USER,
-                    control.password() or "",
+            seen = work.seen(member.id)
+            if not member.spec.preferred_tls:
+                seen.pop("front", None)
+                if running:
+                    await self._host.stop(front_dir, grace=0)
+                if front_dir.exists():  # its config holds the control password
+                    await asyncio.to_thread(shutil.rmtree, front_dir, ignore_errors=True)
+                continue
+            if not member.running:
+                continue
+            if running and member.answering:
+                running = await probes.relays_redis(member.address, member.spec.port, FRONT_PROBE)
+                if not running:
+                    await self._host.stop(front_dir, grace=0)
+            if running:
+                continue
+            if seen.get("front"):
+                log.warning(
+                    "replication group %s: the front of %s had stopped or hung; restarting it",
+                    group.group_id,
+                    member.id,
                 )
-                self._host.start_front(front)
-            elif not member.spec.preferred_tls and running:
-                await self._host.stop(front_dir, grace=0)
+                work.member_events.append((member.id, events.front_restarted("0001")))
+            front = FrontSpec(
+                front_dir, member.address, member.spec.port, CONTROL_USER, control.password() or ""
+            )
+            self._host.start_front(front)
+            seen["front"] = True
 
     async def _migrate_transit(
         self,
@@ -548,6 +571,7 @@ class ReplicationGroupReconciler:
             return
         await self._host.stop(replica.node.node_dir)
         await self._host.stop(replica.node.node_dir / FRONT_DIR, grace=0)  # frees the port
+        work.seen(replica.id).pop("front", None)  # stopped on purpose
         spec = replace(replica.spec, transit_encryption=wanted[0], transit_mode=group.transit_mode)
         async with self._store.transaction() as tx:
             await tx.update_spec(CACHE_CLUSTER, replica.id, dump(spec), replica.record.status)

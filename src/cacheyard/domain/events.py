@@ -42,6 +42,12 @@ def nodes_restarted(node_ids: Iterable[str]) -> str:
     return f"Cache node {_ids(node_ids)} restarted"
 
 
+def front_restarted(node_id: str) -> str:
+    """Cacheyard's own: the relay that serves TLS and plain text on one port (mode
+    ``preferred``) had stopped or hung and was started again."""
+    return f"Cache node {node_id}: the front serving TLS and plain text was restarted"
+
+
 def recovery_started(node_ids: Iterable[str]) -> str:
     return f"Recovering cache nodes {_ids(node_ids)}"
 

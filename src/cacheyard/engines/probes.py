@@ -127,6 +127,14 @@ async def config_endpoint(
     return reply.startswith(b"CONFIG cluster ")
 
 
+async def relays_redis(address: str, port: int, seconds: float) -> bool:
+    """A plain-text PING on the port answered with any RESP status or error line
+    (``-NOAUTH`` too): whatever holds the port, such as a front
+    (engines/tls_front.py), relays to a live Redis."""
+    reply = await _exchange(address, port, b"PING\r\n", b"\r\n", seconds)
+    return reply[:1] in (b"+", b"-")
+
+
 async def _exchange(
     address: str, port: int, request: bytes, until: bytes, seconds: float, ca: Path | None = None
 ) -> bytes:

@@ -15,6 +15,7 @@ from pathlib import Path
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.probes import KeptMemcachedProbes, KeptRedisProbes
 from cacheyard.engines.spec import NodeSpec
+from cacheyard.engines.tls_front import FRONT_DIR, PLAIN_OFFSET
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,21 @@ class HealthMonitor:
             tls=node.tls,
         )
 
+    async def _probe_front(self, node: NodeSpec) -> bool:
+        """A PING in plain text through the front of a node in TransitEncryptionMode
+        preferred, on the public port it holds for the node's Redis."""
+        return await self._redis.ping(node.address, node.port - PLAIN_OFFSET, self._probe_timeout)
+
     async def check_once(self) -> None:
         # What to watch changes rarely: re-read it once a second, not every tick.
         if self._ticks % TARGETS_EVERY == 0:
             self._watched = await self._targets()
             watched_now = {(n.address, n.port) for _, n in self._watched}
+            watched_now |= {
+                (n.address, n.port - PLAIN_OFFSET)
+                for _, n in self._watched
+                if n.preferred_tls is not None
+            }
             await self._redis.forget_all_but(watched_now)
             self._memcached.forget_all_but(watched_now)
         self._ticks += 1
@@ -94,12 +105,21 @@ class HealthMonitor:
             if node.node_dir not in running:
                 self._failures.pop(node.node_dir, None)
                 self._notify(key)
-        answers = await asyncio.gather(*(self._probe(node) for _, node in alive))
-        for (key, node), ok in zip(alive, answers, strict=True):
+        fronted = [(key, node) for key, node in alive if node.preferred_tls is not None]
+        for key, node in fronted:
+            if node.node_dir / FRONT_DIR not in running:
+                self._notify(key)
+        answers = await asyncio.gather(
+            *(self._probe(node) for _, node in alive),
+            *(self._probe_front(node) for _, node in fronted),
+        )
+        checks = [(key, node.node_dir) for key, node in alive]
+        checks += [(key, node.node_dir / FRONT_DIR) for key, node in fronted]
+        for (key, where), ok in zip(checks, answers, strict=True):
             if ok:
-                self._failures.pop(node.node_dir, None)
+                self._failures.pop(where, None)
                 continue
-            count = self._failures.get(node.node_dir, 0) + 1
-            self._failures[node.node_dir] = count
+            count = self._failures.get(where, 0) + 1
+            self._failures[where] = count
             if count >= self._failures_to_report:
                 self._notify(key)
