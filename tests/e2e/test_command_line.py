@@ -58,6 +58,19 @@ def test_a_second_service_on_the_same_data_directory_is_refused(service: Service
     assert "already running" in done.stderr
 
 
+def test_a_data_directory_that_existed_is_made_private(tmp_path: Path) -> None:
+    """Cached data (dump.rdb) and logs below it must not be readable by other users."""
+    data_dir = tmp_path / "shared"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    running = Service(data_dir)
+    running.start()
+    try:
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    finally:
+        running.down()
+
+
 def test_restart_keeps_the_key_pair(fresh_service: Service) -> None:
     before = fresh_service.credentials()
     fresh_service.kill()

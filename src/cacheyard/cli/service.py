@@ -107,6 +107,8 @@ def _lock_data_dir(settings: Settings) -> int:
 
 async def serve(settings: Settings, announce: Callable[[Started], None]) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # It holds every cache's data, keys and logs: private even when it existed before.
+    settings.data_dir.chmod(0o700)
     lock = _lock_data_dir(settings)
     store = await SqlStore.open_sqlite(settings.database)
     clock = SystemClock()
