@@ -8,6 +8,8 @@ and a change to a user or group reaches every node while the user group shows
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +27,7 @@ from group_helpers import (
     tls_redis,
     wait_group_available,
 )
-from service_helpers import wait_for
+from service_helpers import Service, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -151,16 +153,37 @@ def test_a_changed_user_reaches_every_node_without_dropping_it(
     wait_group_available(ec, GROUP)
     kept = {a: login(a, ca, "rbac-reader") for a in read_endpoints(group).values()}
     ec.modify_user(UserId="rbac-reader", AccessString="on ~app:* ~other:* -@all +@read +ping")
-    # while the group is being applied its users stay; DeleteUser answers as its model says
-    with pytest.raises(ClientError) as raised:
-        ec.delete_user(UserId="rbac-writer")
-    assert error_of(raised) == ("InvalidUserState", 400)
     assert user_status(ec, "rbac-reader") == "modifying"
     assert group_status(ec)["Status"] == "modifying"
     wait_for(lambda: user_status(ec, "rbac-reader") == "active", timeout=30)
     assert group_status(ec)["Status"] == "active"
     for client in kept.values():
         assert client.get("other:1") is None  # allowed now, on the same connection
+
+
+def test_a_user_of_a_group_being_applied_cannot_be_deleted(
+    service: Service, ec: BaseClient, group: dict[str, Any]
+) -> None:
+    """A paused member holds the user group in `modifying`; meanwhile DeleteUser of one
+    of its users answers InvalidUserState (the code its model lists) and changes nothing."""
+    current = wait_group_available(ec, GROUP)
+    wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+    replica = next(m for m in read_endpoints(current) if m != primary_id(current))
+    engine = service.engines()[service.data_dir / "clusters" / replica / "nodes" / "0001"]
+    os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        ec.modify_user(
+            UserId="rbac-reader", AccessString="on ~app:* ~other:* -@all +@read +ping +echo"
+        )
+        assert group_status(ec)["Status"] == "modifying"
+        with pytest.raises(ClientError) as raised:
+            ec.delete_user(UserId="rbac-writer")
+        assert error_of(raised) == ("InvalidUserState", 400)
+    finally:
+        os.kill(engine.pid, signal.SIGCONT)
+    wait_for(lambda: group_status(ec)["Status"] == "active", timeout=30)
+    assert user_status(ec, "rbac-writer") == "active"
+    assert "rbac-writer" in group_status(ec)["UserIds"]
 
 
 def test_a_member_added_later_and_a_rebooted_one_get_the_users(
