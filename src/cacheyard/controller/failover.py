@@ -115,14 +115,7 @@ async def switch_over(
             old.address, old.node.port, group.primary_endpoint, tls=old.node.tls
         )
         await _bind_when_free(target, [target.address, group.primary_endpoint])
-        await replication.make_replica(
-            old.address,
-            old.node.port,
-            target.address,
-            target.node.port,
-            tls=old.node.tls,
-            over_tls=target.node.tls is not None,
-        )
+        await follow(old, target)
         work.repointed.update(await _repoint_others(members, target, exclude=old.id))
         work.repointed.add(old.id)
     finally:
@@ -163,20 +156,21 @@ async def _bind_when_free(member: Member, addresses: list[str]) -> None:
 async def _repoint_others(members: dict[str, Member], primary: Member, exclude: str) -> set[str]:
     """Point every other answering member at ``primary``; returns their ids."""
     others = [m for m in members.values() if m.id not in (primary.id, exclude) and m.answering]
-    await asyncio.gather(
-        *(
-            replication.make_replica(
-                m.address,
-                m.node.port,
-                primary.address,
-                primary.node.port,
-                tls=m.node.tls,
-                over_tls=primary.node.tls is not None,
-            )
-            for m in others
-        )
-    )
+    await asyncio.gather(*(follow(m, primary) for m in others))
     return {m.id for m in others}
+
+
+async def follow(member: Member, primary: Member) -> None:
+    """Make ``member`` a replica of ``primary``, replicating over TLS when the
+    primary serves TLS (the two differ while a group migrates, ADR 16)."""
+    await replication.make_replica(
+        member.address,
+        member.node.port,
+        primary.address,
+        primary.node.port,
+        tls=member.node.tls,
+        over_tls=primary.node.tls is not None,
+    )
 
 
 async def _until_gone(host: EngineHost, member: Member) -> None:

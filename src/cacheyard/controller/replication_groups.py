@@ -366,14 +366,7 @@ class ReplicationGroupReconciler:
                 member.info.role == "primary" or member.info.primary_address != primary.address
             ):
                 work.repointed.add(member.id)
-                await replication.make_replica(
-                    member.address,
-                    member.node.port,
-                    primary.address,
-                    primary.node.port,
-                    tls=member.node.tls,
-                    over_tls=primary.node.tls is not None,
-                )
+                await failover.follow(member, primary)
         if primary.info is not None and primary.info.role != "primary":
             await replication.make_primary(primary.address, primary.node.port, tls=primary.node.tls)
         await self._apply_settings(group, members, work)
