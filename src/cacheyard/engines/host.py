@@ -25,7 +25,8 @@ from cacheyard.engines import launch, probes, procfs, sasl
 from cacheyard.engines.discovery import DiscoverySpec, write_discovery_config
 from cacheyard.engines.errors import EngineStartError, EngineStopError
 from cacheyard.engines.spec import NodeSpec, RunningProcess
-from cacheyard.engines.tls_front import FrontSpec, write_front_config
+from cacheyard.engines.tls_front import CONFIG as FRONT_CONFIG
+from cacheyard.engines.tls_front import FrontSpec, render_front_config
 
 STOP_POLL = 0.01
 SETTLE_POLL = 0.002
@@ -148,7 +149,7 @@ class LocalEngineHost:
     def start_front(self, spec: FrontSpec) -> RunningProcess:
         """The `preferred`-mode front of a node (engines/tls_front.py)."""
         self._refuse_if_running(spec.front_dir)
-        write_front_config(spec)
+        _write_atomically(spec.front_dir / FRONT_CONFIG, render_front_config(spec))
         argv = launch.front_argv(self._python, spec.front_dir)
         return self._spawn(argv, spec.front_dir, spec.address, spec.port, launch.discovery_env())
 

@@ -27,7 +27,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,20 +60,16 @@ class FrontSpec:
         return self.port + TLS_OFFSET
 
 
-def write_front_config(spec: FrontSpec) -> None:
-    spec.front_dir.mkdir(parents=True, exist_ok=True)
+def render_front_config(spec: FrontSpec) -> str:
+    """The front's configuration (CONFIG in its directory); it holds the control
+    password, so the host writes it 0600 like a node's."""
     body = {
         "address": spec.address,
         "port": spec.port,
         "control_user": spec.control_user,
         "control_password": spec.control_password,
     }
-    path = spec.front_dir / CONFIG
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a secret
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(body))
-    tmp.replace(path)
+    return json.dumps(body)
 
 
 def read_front_config(front_dir: Path) -> FrontSpec:
