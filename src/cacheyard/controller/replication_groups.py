@@ -509,9 +509,7 @@ class ReplicationGroupReconciler:
         for member in members.values():
             front_dir = member.node.node_dir / FRONT_DIR
             running = front_dir in work.processes
-            seen = work.seen(member.id)
             if not member.spec.preferred_tls:
-                seen.pop("front", None)
                 if running:
                     await self._host.stop(front_dir, grace=0)
                 if front_dir.exists():  # its config holds the control password
@@ -525,7 +523,7 @@ class ReplicationGroupReconciler:
                     await self._host.stop(front_dir, grace=0)
             if running:
                 continue
-            if seen.get("front"):
+            if front_dir.exists():  # it ran before: it stopped or hung, not first started
                 log.warning(
                     "replication group %s: the front of %s had stopped or hung; restarting it",
                     group.group_id,
@@ -536,7 +534,6 @@ class ReplicationGroupReconciler:
                 front_dir, member.address, member.spec.port, CONTROL_USER, control.password() or ""
             )
             self._host.start_front(front)
-            seen["front"] = True
 
     async def _migrate_transit(
         self,
@@ -564,7 +561,6 @@ class ReplicationGroupReconciler:
             return
         await self._host.stop(replica.node.node_dir)
         await self._host.stop(replica.node.node_dir / FRONT_DIR, grace=0)  # frees the port
-        work.seen(replica.id).pop("front", None)  # stopped on purpose
         spec = replace(replica.spec, transit_encryption=wanted[0], transit_mode=group.transit_mode)
         async with self._store.transaction() as tx:
             await tx.update_spec(CACHE_CLUSTER, replica.id, dump(spec), replica.record.status)
