@@ -241,6 +241,7 @@ class FakeCluster:
         self.endpoint_answer: bytes | None = None  # None: the configuration
         self.servers: list[asyncio.Server] = []
         self.config_port = 0
+        self.asked = 0  # configuration requests served
 
     async def serve(self, handler: Any) -> tuple[str, int]:
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
@@ -252,6 +253,7 @@ class FakeCluster:
 
     async def _config(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()
+        self.asked += 1
         body = b"%d\n%s\n" % (
             self.version,
             b" ".join(b"node|%s|%d" % (host.encode(), port) for host, port in self.nodes),
@@ -370,7 +372,8 @@ async def test_background_refresh_survives_an_unreachable_endpoint(fake: FakeClu
     try:
         assert await client.server_versions() == {first: "1.6.0"}
         fake.endpoint_answer = b"garbage\r\n"
-        await asyncio.sleep(0.1)
+        asked = fake.asked
+        await until(lambda: fake.asked >= asked + 2, within=5)  # two refreshes got garbage
         fake.endpoint_answer = None
         fake.nodes, fake.version = [first, second], 2
         await fake.stop_endpoint()  # refused from now on
@@ -380,10 +383,7 @@ async def test_background_refresh_survives_an_unreachable_endpoint(fake: FakeClu
 
         restarted = await asyncio.start_server(fake._config, "127.0.0.1", fake.config_port)
         fake.servers.append(restarted)
-        for _ in range(100):
-            if client.version == 2:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: client.version == 2, within=5)
         assert await client.server_versions() == {first: "1.6.0", second: "1.6.1"}
     finally:
         await client.aclose()
