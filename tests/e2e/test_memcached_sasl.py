@@ -12,11 +12,11 @@ from typing import Any
 
 import bmemcached
 import pytest
-from bmemcached.exceptions import MemcachedException
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from group_helpers import error_of
 from pymemcache.client.base import Client as TextClient
+from sasl_clients import sasl_refusal
 from service_helpers import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,14 +36,7 @@ def addresses(cluster: dict[str, Any]) -> list[str]:
 
 
 def logs_in(address: str, user: str, password: str) -> bool:
-    client = bmemcached.Client([f"{address}:11211"], user, password, socket_timeout=5)
-    try:
-        client.set("probe", "v")
-        return bool(client.get("probe") == "v")
-    except MemcachedException:
-        return False
-    finally:
-        client.disconnect_all()
+    return sasl_refusal(address, user, password) is None
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import bmemcached
 import boto3
 import pytest
 import redis
-from bmemcached.exceptions import MemcachedException
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -41,6 +39,7 @@ from group_helpers import (
     tls_redis,
     wait_group_available,
 )
+from sasl_clients import sasl_refusal
 from service_helpers import REGION, Service, wait_for
 
 from cacheyard.client.iam_token import AwsCredentials, generate_auth_token
@@ -118,16 +117,12 @@ def redis_auth(address: str, ca: str, user: str | None, password: str, seen: See
 
 
 def sasl_login(address: str, user: str, password: str, seen: Seen) -> bool:
-    client = bmemcached.Client([f"{address}:11211"], user, password, socket_timeout=5)
-    try:
-        client.set("probe", "v")
-        return bool(client.get("probe") == "v")
-    except MemcachedException as exc:
-        assert password not in str(exc)
-        seen.answers.append(str(exc))
-        return False
-    finally:
-        client.disconnect_all()
+    refusal = sasl_refusal(address, user, password)
+    if refusal is None:
+        return True
+    assert password not in refusal
+    seen.answers.append(refusal)
+    return False
 
 
 def user_group_active(ec: BaseClient, group_id: str) -> bool:
