@@ -24,6 +24,7 @@ from cacheyard.domain.cache_clusters import CacheClusterSpec
 from cacheyard.domain.clock import Clock
 from cacheyard.domain.codec import load
 from cacheyard.domain.parameters import ParameterCatalog
+from cacheyard.engines.cancellation import stop_tasks
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.spec import NodeSpec
 from cacheyard.store import Store
@@ -74,10 +75,7 @@ class Controller:
         self._backups = asyncio.create_task(self._every(BACKUP_INTERVAL, self.backups.tick))
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._resync, self._backups) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(t for t in (self._resync, self._backups) if t is not None)
         await self._queue.stop()
         await self.groups.lock_iam_users()  # after the last pass, so none undoes it
 

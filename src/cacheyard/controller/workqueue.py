@@ -13,6 +13,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from cacheyard.engines.cancellation import stop_tasks
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str], Awaitable[float | None]]
@@ -57,9 +59,7 @@ class WorkQueue:
     async def stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def _work(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError, ResponseError
 
-from cacheyard.engines.deadlines import deadline_after, pause
+from cacheyard.engines.cancellation import deadline_after, pause
 from cacheyard.engines.errors import EngineError
 from cacheyard.engines.launch import ENGINE_LOG, RDB_FILE
 from cacheyard.engines.replication import control_connection, info_fields

@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cacheyard.engines.deadlines import deadline_after, pause
+from cacheyard.engines.cancellation import deadline_after, pause
 from cacheyard.engines.errors import EngineError
 
 START_TIMEOUT = 2.0

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from cacheyard.engines.cancellation import stop_tasks
 from cacheyard.engines.host import EngineHost
 from cacheyard.engines.probes import KeptMemcachedProbes, KeptRedisProbes
 from cacheyard.engines.spec import NodeSpec
@@ -56,8 +57,7 @@ class HealthMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_tasks([self._task])
         await self._redis.forget_all_but(set())
         self._memcached.forget_all_but(set())
 
